@@ -1,0 +1,66 @@
+# Two commands do all the set-up on a fresh machine:
+#   make book   -> creates .venv if missing, builds the book offline, every chapter executed on its quick preset
+#   make test   -> creates .venv if missing, runs the tests and the nbval checks of every chapter
+# Other targets: make lab (JupyterLab), make lock (re-resolve the pins), make clean.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+VENDOR      := book/_vendor
+MATHJAX     := $(VENDOR)/mathjax/tex-svg-full.js
+MATHJAX_VERSION := 3.2.2
+# Quiet pip, without the noise of the local wheel mirrors on the build machines.
+PIP_QUIET   := --quiet --disable-pip-version-check
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: book test lab lock clean venv vendor
+
+venv: $(STAMP)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(BIN)/python || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo ">> installing the pinned environment (requirements/lock.txt): about 2 minutes the first time"
+	@$(BIN)/python -m pip install $(PIP_QUIET) -r requirements/lock.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(BIN)/python -m pip install $(PIP_QUIET) --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(BIN)/python -c "import lle_lib, torch, torchvision, jupyter_book" || { echo "!! the environment is incomplete"; exit 1; }
+	@touch $(STAMP)
+
+# MathJax served from the site itself, so the built pages render equations offline.
+vendor: $(MATHJAX)
+
+$(MATHJAX):
+	@mkdir -p $(VENDOR)/mathjax
+	@echo ">> vendoring MathJax $(MATHJAX_VERSION) from the npm registry"
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+	  && tar -xzf mathjax-$(MATHJAX_VERSION).tgz package/es5/tex-svg-full.js \
+	  && cp package/es5/tex-svg-full.js $(CURDIR)/$(MATHJAX) && rm -rf $$tmp \
+	  || { echo "!! could not fetch MathJax with npm; equations will need the CDN"; rm -rf $$tmp; \
+	       printf '%s\n' "/* MathJax not vendored */" "var s=document.createElement('script');" \
+	       "s.src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-svg-full.js';document.head.appendChild(s);" > $(CURDIR)/$(MATHJAX); }
+
+book: $(STAMP) $(MATHJAX)
+	@start=$$(date +%s); \
+	$(BIN)/jupyter-book build . --builder html -W -n --keep-going || exit 1; \
+	echo ">> built in $$(( $$(date +%s) - start )) s"; \
+	echo ">> open $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/python -m pytest tests book --nbval-lax -p no:cacheprovider; status=$$?; \
+	echo ">> tests took $$(( $$(date +%s) - start )) s"; exit $$status
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab book
+
+lock:
+	rm -rf /tmp/lle-lock-venv && $(PYTHON) -m venv /tmp/lle-lock-venv
+	/tmp/lle-lock-venv/bin/pip install $(PIP_QUIET) -r requirements/direct.txt
+	{ echo "# Exact pins of the whole build environment (Python 3.11, x86_64, CPU), resolved from requirements/direct.txt."; \
+	  echo "# The Makefile installs this file; the package itself (pyproject.toml) only declares compatible ranges."; \
+	  echo "# Regenerate with: make lock"; /tmp/lle-lock-venv/bin/pip freeze --exclude-editable; } > requirements/lock.txt
+
+clean:
+	rm -rf _build $(VENDOR)

@@ -1,0 +1,79 @@
+"""Run-time settings shared by every chapter: where data lives, which device to use, seeds, presets.
+
+Everything here is read from the environment at call time (not at import), so a notebook can set
+``os.environ["LLE_DATA"]`` and see the effect without restarting its kernel.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+#: Environment variable that points the library at real data (a folder that holds ``lol/``).
+DATA_ENV = "LLE_DATA"
+#: Environment variable for downloaded weights and archives; defaults to ``~/.cache/lle_book``.
+CACHE_ENV = "LLE_CACHE"
+
+PRESETS = ("quick", "full")
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The data directory: ``explicit`` if given, else ``$LLE_DATA``, else ``None`` (no real data).
+
+    ``None`` tells a chapter to fall back to synthetic pairs. A path that is given but does not exist
+    raises ``FileNotFoundError`` instead of silently falling back, because a typo in ``LLE_DATA``
+    would otherwise make a chapter report synthetic numbers as if they were LOL's.
+    """
+    value = explicit if explicit not in (None, "") else os.environ.get(DATA_ENV) or None
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        source = "data_dir" if explicit not in (None, "") else f"${DATA_ENV}"
+        raise FileNotFoundError(f"{source} points at {str(path)!r}, which is not a directory.")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where downloads are cached: ``$LLE_CACHE`` or ``~/.cache/lle_book`` (created on demand)."""
+    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "lle_book").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_device(device: str = "auto"):
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:1"`` into a :class:`torch.device`.
+
+    ``"auto"`` picks CUDA when it is available, then Apple's MPS, then the CPU. Asking for CUDA on a
+    machine without it is an error rather than a silent fallback.
+    """
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for, but CUDA is not available here; use 'auto' or 'cpu'.")
+    return resolved
+
+
+def check_preset(preset: str) -> str:
+    """Validate a chapter's ``preset`` parameter (``"quick"`` or ``"full"``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, not {preset!r}")
+    return preset
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's generators (all devices)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,25 @@
+"""Datasets for low-light enhancement: paired folders, LOL, synthetic pairs, augmentation, downloads.
+
+Chapters usually need one call::
+
+    from lle_lib.data import load_paired
+    train = load_paired("train", size=128)   # LOL if $LLE_DATA holds it, else synthetic pairs
+    print(train.source)
+
+Items are dicts ``{"low": (3, H, W), "high": (3, H, W), "name": str}`` of float32 tensors in ``[0, 1]``.
+"""
+from .folders import ImagePair, PairedFolderDataset, PairingError, UnpairedFolderDataset, find_pairs  # noqa: F401
+from .transforms import CenterCrop, PairedCompose, PairedRandomCrop, PairedRandomFlip, PairedRandomRot90  # noqa: F401
+from .lol import (  # noqa: F401
+    EVAL15_PIXEL_SHA256,
+    LOLVerificationError,
+    has_lol,
+    load_lol,
+    load_paired,
+    lol_root,
+    split_names,
+    verify_lol,
+)
+from .synthetic import DarkeningParams, SyntheticPairs, darken  # noqa: F401
+# Note: this makes ``lle_lib.data.download`` the function; the module is ``lle_lib.data.download`` in sys.modules.
+from .download import REGISTRY, Archive, DownloadError, download, register, sha256_file  # noqa: F401

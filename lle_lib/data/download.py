@@ -1,0 +1,420 @@
+"""Download, check and unpack dataset archives into the data directory.
+
+``download("lol")`` fetches an archive described by an :class:`Archive` in :data:`REGISTRY`, and
+leaves either a complete, verified folder or nothing at all, even if the connection drops or the
+process is killed halfway:
+
+* the file is written to ``<name>.part`` and only renamed to its final name (``os.replace``, atomic
+  on one file system) once its length and, when known, its sha256 are right; a failed attempt
+  deletes the ``.part`` and is retried;
+* the archive is unpacked into a temporary folder next to the destination, checked by the
+  archive's ``verify`` function, marked complete, and only then renamed into place.
+
+Without a network (or when a host blocks the download) the error says what to fetch, where to put
+it, and that a file downloaded by hand can be installed with ``download(name, archive_path=...)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from .. import config
+from .lol import LOL_LAYOUT, verify_lol
+
+
+class DownloadError(RuntimeError):
+    """An archive could not be downloaded, checked or installed; the message says what to do instead."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member would be written outside the destination folder (``..``, absolute path, link)."""
+
+
+class _BadDownload(ValueError):
+    """One download attempt went wrong in a way that a new attempt may fix (short read, bad checksum)."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Everything needed to fetch one dataset archive and to tell a person how to fetch it by hand.
+
+    Attributes:
+        name: the key in :data:`REGISTRY` (``download(name)``).
+        url: where to fetch the archive.
+        sha256: hex digest of the archive file, or ``None`` when it is not known (then ``verify``
+            should check the content instead).
+        filename: the archive's file name.
+        extracts_to: the folder it becomes under the data directory (``<data_dir>/<extracts_to>``).
+        description, license: shown in messages; the license is the dataset's, not this library's.
+        manual_instructions: how to download and lay out the data by hand.
+        verify: called with the unpacked folder; raises if the content is wrong.
+        size: the archive's size in bytes, if known.
+    """
+
+    name: str
+    url: str
+    sha256: str | None
+    filename: str
+    extracts_to: str
+    description: str = ""
+    license: str = ""
+    manual_instructions: str = ""
+    verify: Callable[[Path], None] | None = None
+    size: int | None = None
+
+
+#: Archives that ``download(name)`` knows by name.
+REGISTRY: dict[str, Archive] = {}
+
+#: Written inside a folder once it is completely unpacked and verified.
+MARKER = ".lle_download_complete"
+#: Seconds to wait before retry ``k`` is ``RETRY_DELAY_S * k``.
+RETRY_DELAY_S = 2.0
+_CHUNK = 1 << 20
+
+
+def register(archive: Archive) -> Archive:
+    """Add ``archive`` to :data:`REGISTRY` (replacing one of the same name) and return it."""
+    REGISTRY[archive.name] = archive
+    return archive
+
+
+register(
+    Archive(
+        name="lol",
+        # The authors' release (project page https://daooshee.github.io/BMVC2018website/), on Google Drive.
+        url="https://drive.google.com/uc?export=download&id=157bjO1_cFuSd0HWDUuAmcHRJDVyWpOxB",
+        # Unknown: copies of LOLdataset.zip on different mirrors differ byte for byte. Instead,
+        # verify_lol checks the layout and the sha256 of the decoded pixels of all 15 test pairs.
+        sha256=None,
+        filename="LOLdataset.zip",
+        extracts_to="lol",
+        description="LOL v1, the LOw-Light paired dataset (Wei, Wang, Yang and Liu, BMVC 2018)",
+        license="Research use; cite Wei et al., 'Deep Retinex Decomposition for Low-Light Enhancement', BMVC 2018.",
+        manual_instructions=(
+            "Download LOLdataset.zip from the authors' page https://daooshee.github.io/BMVC2018website/ "
+            "and unpack it so that the folders look like this:\n" + LOL_LAYOUT
+        ),
+        verify=verify_lol,
+    )
+)
+
+
+def default_data_dir() -> Path:
+    """Where archives are unpacked by default: ``$LLE_DATA`` if set, else ``<cache_dir>/data``."""
+    return config.data_dir() or config.cache_dir() / "data"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- fetching ------------------------------------------------------------------------------------
+
+
+class _ConfirmationLink(HTMLParser):
+    """Finds the download link in a confirmation page (Google Drive's "can't scan this file for
+    viruses" page for large files): a form's action with its hidden fields, or an ``href`` with ``confirm=``."""
+
+    def __init__(self):
+        super().__init__()
+        self.action, self.fields, self.href = None, {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = attrs.get("action")
+        elif tag == "input" and attrs.get("type") == "hidden" and attrs.get("name"):
+            self.fields[attrs["name"]] = attrs.get("value") or ""
+        elif tag == "a" and "confirm=" in (attrs.get("href") or "") and self.href is None:
+            self.href = attrs["href"]
+
+
+def _confirmation_url(html: bytes, page_url: str) -> str | None:
+    """The URL to follow from an HTML confirmation page, or ``None`` if it has none."""
+    parser = _ConfirmationLink()
+    parser.feed(html.decode("utf-8", errors="replace"))
+    if parser.action and parser.fields:
+        return urllib.parse.urljoin(page_url, parser.action) + "?" + urllib.parse.urlencode(parser.fields)
+    if parser.href:
+        return urllib.parse.urljoin(page_url, parser.href)
+    return None
+
+
+def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, follow_confirmation: bool = True) -> None:
+    """Stream ``url`` into ``part``; raise if the server sent fewer bytes than it announced."""
+    request = urllib.request.Request(url, headers={"User-Agent": "lle_lib (Python urllib)"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if response.headers.get_content_type() == "text/html":
+            next_url = _confirmation_url(response.read(_CHUNK), response.geturl()) if follow_confirmation else None
+            if next_url is None:
+                raise _BadDownload("the server sent a web page instead of the archive")
+            return _fetch_once(next_url, part, timeout=timeout, progress=progress, follow_confirmation=False)
+        announced = response.headers.get("Content-Length")
+        expected = int(announced) if announced is not None else None
+        received = 0
+        with open(part, "wb") as file, tqdm(
+            total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[: -len(".part")],
+            disable=not progress,
+        ) as bar:
+            while chunk := response.read(_CHUNK):
+                file.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if expected is not None and received != expected:
+        raise _BadDownload(f"the connection ended after {received} of {expected} bytes")
+
+
+def _check_file(archive: Archive, path: Path) -> None:
+    """Raise :class:`_BadDownload` if the file's size or sha256 differs from the archive's."""
+    if archive.size is not None and path.stat().st_size != archive.size:
+        raise _BadDownload(f"{path.name} has {path.stat().st_size} bytes, expected {archive.size}")
+    if archive.sha256 is not None:
+        actual = sha256_file(path)
+        if actual.lower() != archive.sha256.lower():
+            raise _BadDownload(f"{path.name} has sha256 {actual}, expected {archive.sha256}")
+
+
+def _is_permanent(error: BaseException) -> bool:
+    """HTTP errors that a retry cannot fix (404 Not Found, 403 Forbidden, ...)."""
+    return isinstance(error, urllib.error.HTTPError) and 400 <= error.code < 500 and error.code not in (408, 429)
+
+
+def fetch(archive: Archive, dest: Path, *, retries: int = 3, timeout: float = 60, progress: bool = True) -> Path:
+    """Download ``archive.url`` to ``dest`` through ``dest.part``, checking it, with up to ``retries`` attempts.
+
+    ``dest`` appears only when complete and correct; whatever happens, no ``.part`` file is left behind.
+    """
+    part = dest.with_name(dest.name + ".part")
+    last_error: BaseException | None = None
+    for attempt in range(1, max(1, retries) + 1):
+        try:
+            _fetch_once(archive.url, part, timeout=timeout, progress=progress)
+            _check_file(archive, part)
+            os.replace(part, dest)
+            return dest
+        except (OSError, HTTPException, _BadDownload) as error:
+            last_error = error
+            if _is_permanent(error):
+                break
+            if attempt < retries:
+                time.sleep(RETRY_DELAY_S * attempt)
+        finally:
+            part.unlink(missing_ok=True)
+    tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+    raise DownloadError(_manual_help(archive, dest.parent, f"Downloading failed ({tries}): {last_error}")) from last_error
+
+
+def _manual_help(archive: Archive, data_dir: Path, reason: str) -> str:
+    """An error message: what went wrong, then how to get the data by hand and where to put it."""
+    checksum = f" (sha256 {archive.sha256})" if archive.sha256 else ""
+    return (
+        f"{reason}\n\n"
+        f"{archive.description or archive.name} could not be installed automatically. To install it by hand:\n"
+        f"  1. download {archive.url}  (the file {archive.filename}{checksum});\n"
+        f"  2. install it with  lle_lib.data.download({archive.name!r}, {str(data_dir)!r}, "
+        f"archive_path='/path/to/{archive.filename}')\n"
+        f"     or unpack it yourself into {data_dir / archive.extracts_to}.\n"
+        f"{archive.manual_instructions.replace('<data_dir>', str(data_dir))}"
+    )
+
+
+# --- unpacking -----------------------------------------------------------------------------------
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    """The member's relative path; refuse absolute paths, drive letters and ``..`` (zip slip)."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise UnsafeArchiveError(f"Refusing to unpack {name!r}: it would be written outside the destination folder.")
+    return path
+
+
+def _extract_zip(path: Path, dest: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        for member in members:
+            _safe_member(member.filename)
+        archive.extractall(dest, members)
+
+
+def _extract_tar(path: Path, dest: Path) -> None:
+    with tarfile.open(path) as archive:
+        members = archive.getmembers()
+        for member in members:
+            _safe_member(member.name)
+            if not (member.isfile() or member.isdir()):
+                raise UnsafeArchiveError(f"Refusing to unpack {member.name!r}: only regular files and folders are allowed.")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: a second line of defence
+            archive.extractall(dest, members, filter="data")
+        else:
+            archive.extractall(dest, members)
+
+
+def extract(path: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Unpack a zip or tar (``.tar``, ``.tar.gz``, ``.tgz``, ...) archive into ``dest``, refusing unsafe members."""
+    path, dest = Path(path), Path(dest)
+    if zipfile.is_zipfile(path):
+        _extract_zip(path, dest)
+    elif tarfile.is_tarfile(path):
+        _extract_tar(path, dest)
+    else:
+        raise DownloadError(f"{str(path)!r} is neither a zip nor a tar archive.")
+
+
+def _content_folder(unpacked: Path) -> Path:
+    """The folder holding the data: ``unpacked`` itself, or its only subfolder if the archive wraps
+    everything in one top folder (``LOLdataset/our485``, ...). macOS ``__MACOSX`` and dot files are ignored."""
+    entries = [entry for entry in unpacked.iterdir() if entry.name != "__MACOSX" and not entry.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return unpacked
+
+
+def _move_into_place(new: Path, target: Path) -> None:
+    """Rename the folder ``new`` to ``target``, replacing an existing ``target`` only once ``new`` is in place."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def install(archive: Archive, archive_file: Path, target: Path) -> Path:
+    """Unpack ``archive_file`` next to ``target``, verify it, mark it complete and rename it to ``target``."""
+    unpacked = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
+    try:
+        try:
+            extract(archive_file, unpacked)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+            raise DownloadError(f"Cannot unpack {str(archive_file)!r}: {error}") from error
+        content = _content_folder(unpacked)
+        if archive.verify is not None:
+            try:
+                archive.verify(content)
+            except Exception as error:
+                raise DownloadError(
+                    _manual_help(archive, target.parent, f"{archive_file.name} does not hold the expected data: {error}")
+                ) from error
+        marker = {"name": archive.name, "url": archive.url, "archive_sha256": sha256_file(archive_file)}
+        (content / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        _move_into_place(content, target)
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+    return target
+
+
+# --- the entry point -----------------------------------------------------------------------------
+
+
+def _resolve(name_or_archive: str | Archive) -> Archive:
+    if isinstance(name_or_archive, Archive):
+        return name_or_archive
+    if name_or_archive not in REGISTRY:
+        raise KeyError(f"Unknown archive {name_or_archive!r}; known: {', '.join(sorted(REGISTRY))}.")
+    return REGISTRY[name_or_archive]
+
+
+def _already_installed(archive: Archive, target: Path) -> bool:
+    """True if ``target`` is complete: unpacked by :func:`download` (marker), or put there by hand
+    and accepted by ``archive.verify``. An empty folder counts as absent; anything else is an error."""
+    if (target / MARKER).is_file():
+        return True
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return False
+    reason = "it is not a folder" if not target.is_dir() else "it was not installed by download()"
+    if target.is_dir() and archive.verify is not None:
+        try:
+            archive.verify(target)
+            return True
+        except Exception as error:
+            reason = f"it fails verification: {error}"
+    raise DownloadError(
+        f"{str(target)!r} already exists but is not a complete {archive.name} install ({reason}). "
+        f"Move it away, or pass force=True to replace it."
+    )
+
+
+def _is_configured_data_dir(folder: Path) -> bool:
+    """Whether ``$LLE_DATA`` points at ``folder`` (so that chapters will look there)."""
+    value = os.environ.get(config.DATA_ENV)
+    return bool(value) and Path(value).expanduser().resolve() == folder.resolve()
+
+
+def download(
+    name_or_archive: str | Archive,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    force: bool = False,
+    retries: int = 3,
+    timeout: float = 60,
+    progress: bool = True,
+    archive_path: str | os.PathLike | None = None,
+) -> Path:
+    """Download, check and unpack an archive; return the folder it became (``<data_dir>/<extracts_to>``).
+
+    Args:
+        name_or_archive: a name in :data:`REGISTRY` (``"lol"``) or an :class:`Archive`.
+        data_dir: where to unpack; default ``$LLE_DATA``, else ``<cache_dir>/data``.
+        force: download and unpack again even if the folder is already complete.
+        retries: attempts at the download before giving up.
+        timeout: seconds without data before an attempt fails.
+        progress: show a progress bar.
+        archive_path: install from this already-downloaded file instead of the network.
+
+    If the folder is already complete, returns at once without touching the network.
+    """
+    archive = _resolve(name_or_archive)
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / archive.extracts_to
+    if not force and _already_installed(archive, target):
+        return target
+
+    if archive_path is not None:
+        archive_file = Path(archive_path).expanduser()
+        if not archive_file.is_file():
+            raise DownloadError(f"archive_path {str(archive_file)!r} is not a file.")
+        try:
+            _check_file(archive, archive_file)
+        except _BadDownload as error:
+            raise DownloadError(f"{str(archive_file)!r} is not the expected {archive.filename}: {error}") from error
+        return install(archive, archive_file, target)
+
+    archive_file = fetch(archive, root / archive.filename, retries=retries, timeout=timeout, progress=progress)
+    try:
+        install(archive, archive_file, target)
+    finally:
+        archive_file.unlink(missing_ok=True)  # unpacked (or bad): the archive itself is not needed
+    if progress and not _is_configured_data_dir(root):
+        print(f"{archive.name} is in {target}. Set {config.DATA_ENV}={root} so that the library finds it.", file=sys.stderr)
+    return target

@@ -1,0 +1,239 @@
+"""Tests for lle_lib.metrics: agreement with scikit-image, known values, input checks, GT-mean, LOE."""
+import math
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lle_lib.metrics import (
+    gt_mean_rescale,
+    lightness_order_error,
+    mean_brightness,
+    psnr,
+    psnr_gt_mean,
+    ssim,
+    ssim_gt_mean,
+)
+
+
+def skimage_ssim(x, y):
+    return structural_similarity(x, y, data_range=1, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False)
+
+
+def photo(name, top=0, left=0, height=None, width=None):
+    """A crop of one of scikit-image's bundled photographs as float32 in [0, 1] (no network needed)."""
+    image = getattr(skimage.data, name)()[..., :3].astype(np.float32) / 255
+    bottom = None if height is None else top + height
+    right = None if width is None else left + width
+    return np.ascontiguousarray(image[top:bottom, left:right])
+
+
+def darken_and_add_noise(image, seed, gain=0.3):
+    rng = np.random.default_rng(seed)
+    return np.clip(image * gain + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
+
+
+def random_pair(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.random(shape).astype(np.float32)
+    y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1).astype(np.float32)
+    return x, y
+
+
+PAIRS = {
+    "random 37x53": random_pair((37, 53, 3), 0),
+    "random 11x11 (window size)": random_pair((11, 11, 3), 1),
+    "random 64x48": random_pair((64, 48, 3), 2),
+    "coffee 400x600 darkened": (darken_and_add_noise(photo("coffee"), 3), photo("coffee")),
+    "astronaut 101x77 crop": (darken_and_add_noise(photo("astronaut", 200, 150, 101, 77), 4),
+                              photo("astronaut", 200, 150, 101, 77)),
+    "chelsea 300x451 vs gamma": (photo("chelsea") ** 0.5, photo("chelsea")),
+}
+
+
+@pytest.mark.parametrize("key", PAIRS)
+def test_ssim_and_psnr_agree_with_skimage(key):
+    output, target = PAIRS[key]
+    assert ssim(output, target) == pytest.approx(skimage_ssim(output, target), abs=1e-4)
+    assert psnr(output, target) == pytest.approx(peak_signal_noise_ratio(target, output, data_range=1), abs=1e-4)
+
+
+@pytest.mark.parametrize("key", ["random 37x53", "astronaut 101x77 crop"])
+def test_torch_inputs_agree_with_numpy_and_skimage(key):
+    output, target = PAIRS[key]
+    expected_ssim = skimage_ssim(output, target)
+    single_out = torch.from_numpy(output).permute(2, 0, 1)
+    single_target = torch.from_numpy(target).permute(2, 0, 1)
+    value = ssim(single_out, single_target)
+    assert isinstance(value, torch.Tensor) and value.ndim == 0
+    assert value.item() == pytest.approx(expected_ssim, abs=1e-4)
+
+    # A batch of two different pairs gives one value per pair.
+    batch_out = torch.stack([single_out, single_target])
+    batch_target = torch.stack([single_target, single_target])
+    values = ssim(batch_out, batch_target)
+    assert values.shape == (2,)
+    assert values[0].item() == pytest.approx(expected_ssim, abs=1e-4)
+    assert values[1].item() == pytest.approx(1.0, abs=1e-6)
+    psnrs = psnr(batch_out, batch_target)
+    assert psnrs[0].item() == pytest.approx(psnr(output, target), abs=1e-3)
+    assert math.isinf(psnrs[1].item())
+
+
+def test_identical_images_give_infinite_psnr_and_ssim_one():
+    image = photo("astronaut", 0, 0, 64, 80)
+    assert psnr(image, image) == math.inf
+    assert ssim(image, image) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_constant_error_of_a_tenth_is_20_db():
+    target = np.full((20, 30, 3), 0.5, dtype=np.float64)
+    assert psnr(target + 0.1, target) == pytest.approx(20.0, abs=1e-9)
+    assert psnr(target - 0.1, target) == pytest.approx(20.0, abs=1e-9)
+    # data_range changes the peak: the same images on a 0-2 scale are 20 log10(2) dB better.
+    assert psnr(target + 0.1, target, data_range=2.0) == pytest.approx(20 + 20 * math.log10(2), abs=1e-9)
+
+
+def test_ssim_of_uncorrelated_noise_is_near_zero_and_lower_for_worse_images():
+    rng = np.random.default_rng(5)
+    a, b = rng.random((64, 64, 3)), rng.random((64, 64, 3))
+    assert abs(ssim(a, b)) < 0.05
+    target = photo("coffee", 100, 100, 64, 64)
+    slightly = np.clip(target + rng.normal(0, 0.02, target.shape), 0, 1)
+    badly = np.clip(target + rng.normal(0, 0.2, target.shape), 0, 1)
+    assert ssim(slightly, target) > ssim(badly, target)
+
+
+def test_gradients_flow_through_torch_ssim():
+    target = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    output = (target * 0.5).clone().requires_grad_(True)
+    loss = (1 - ssim(output, target)).mean()
+    loss.backward()
+    assert output.grad is not None
+    assert torch.isfinite(output.grad).all() and output.grad.abs().sum() > 0
+    # One gradient step on 1 - SSIM improves SSIM.
+    with torch.no_grad():
+        improved = output - 50 * output.grad
+    assert ssim(improved, target).mean() > ssim(output.detach(), target).mean()
+
+
+def test_gt_mean_undoes_a_global_scale_exactly():
+    target = photo("astronaut", 100, 100, 40, 60)
+    dim = target * 0.25  # a power of two, so the rescale is exact in floating point
+    assert np.array_equal(gt_mean_rescale(dim, target), target)
+    assert psnr_gt_mean(dim, target) == math.inf
+    assert ssim_gt_mean(dim, target) == pytest.approx(1.0, abs=1e-12)
+    # The plain figures see the darkening.
+    assert psnr(dim, target) < 15
+
+
+def test_gt_mean_scales_before_clipping():
+    target = np.full((16, 16, 3), 0.5, dtype=np.float32)
+    output = np.full((16, 16, 3), 0.1, dtype=np.float32)
+    output[:8] = 0.3  # mean 0.2: scaled by 2.5, the bright half reaches 0.75 and the dark half 0.25 (no clipping)
+    rescaled = gt_mean_rescale(output, target)
+    assert rescaled.dtype == np.float32 and rescaled.shape == output.shape
+    np.testing.assert_allclose(rescaled[:8], 0.75, atol=1e-6)
+    np.testing.assert_allclose(rescaled[8:], 0.25, atol=1e-6)
+
+    output[:8] = 0.9  # now the mean is 0.5, the target's: the scale is 1 and nothing changes
+    np.testing.assert_allclose(gt_mean_rescale(output, target), output, atol=1e-6)
+
+    target[:] = 0.8  # scale 1.6: the 0.9 half would reach 1.44 and is clipped to 1, the 0.1 half becomes 0.16
+    rescaled = gt_mean_rescale(output, target)
+    np.testing.assert_allclose(rescaled[:8], 1.0, atol=1e-6)
+    np.testing.assert_allclose(rescaled[8:], 0.16, atol=1e-6)
+
+
+def test_gt_mean_on_tensors_is_per_image_and_all_black_stays_black():
+    target = torch.full((2, 3, 12, 12), 0.4)
+    output = torch.stack([torch.full((3, 12, 12), 0.1), torch.zeros(3, 12, 12)])
+    rescaled = gt_mean_rescale(output, target)
+    assert torch.allclose(rescaled[0], torch.full((3, 12, 12), 0.4))
+    assert torch.equal(rescaled[1], torch.zeros(3, 12, 12))
+
+
+def test_gt_mean_flatters_a_dark_image():
+    target = photo("coffee", 0, 0, 120, 160)
+    dark = darken_and_add_noise(target, 6, gain=0.1)
+    assert psnr_gt_mean(dark, target) > psnr(dark, target) + 5
+
+
+def test_0_255_images_are_refused_with_a_hint():
+    image = photo("astronaut", 0, 0, 32, 32)
+    with pytest.raises(ValueError, match="0-255"):
+        psnr(image * 255, image)
+    with pytest.raises(ValueError, match="0-255"):
+        ssim(image, image * 255)
+    with pytest.raises(TypeError, match="uint8"):
+        psnr((image * 255).astype(np.uint8), image)
+
+
+def test_shape_mismatch_names_both_shapes():
+    a, b = np.zeros((32, 32, 3)), np.zeros((32, 31, 3))
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\).*\(32, 31, 3\)"):
+        ssim(a, b)
+    with pytest.raises(ValueError, match="shape"):
+        psnr(torch.zeros(3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_nan_and_mixed_types_and_tiny_images_are_refused():
+    image = np.full((16, 16, 3), 0.5)
+    broken = image.copy()
+    broken[3, 4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        psnr(broken, image)
+    with pytest.raises(TypeError, match="both"):
+        psnr(image, torch.from_numpy(image).permute(2, 0, 1))
+    with pytest.raises(ValueError, match="11x11"):
+        ssim(np.zeros((8, 20, 3)), np.zeros((8, 20, 3)))
+
+
+def test_loe_is_zero_for_a_monotonic_transform():
+    # float64, so that rounding cannot merge two nearby values into a tie (which would count as a change).
+    reference = darken_and_add_noise(photo("coffee"), 7, gain=0.2).astype(np.float64)
+    assert lightness_order_error(reference ** 0.4, reference) == 0.0
+    assert lightness_order_error(np.sqrt(reference) * 0.9 + 0.05, reference) == 0.0
+
+
+def reverse_lightness(image):
+    """A grey image whose lightness 1 - max(R, G, B) reverses every strict lightness order of ``image``."""
+    return np.repeat(1 - image.max(axis=-1, keepdims=True), 3, axis=-1)
+
+
+def test_loe_counts_reversed_orders():
+    # Hand-made 2x2 example: lightness 0.1, 0.2, 0.3, 0.4 becomes 0.2, 0.1, 0.3, 0.4.
+    # Pixels 0 and 1 swap order: each sees one changed pair (with each other), the others none -> LOE = 2/4.
+    ref = np.repeat(np.array([[0.1, 0.2], [0.3, 0.4]])[..., None], 3, axis=-1)
+    out = np.repeat(np.array([[0.2, 0.1], [0.3, 0.4]])[..., None], 3, axis=-1)
+    assert lightness_order_error(out, ref) == pytest.approx(0.5)
+
+    # Reversing all orders of an image small enough not to be reduced: every pixel y with a different lightness
+    # than x changes order relative to x (equal ones keep U = 1 both ways).
+    reference = photo("astronaut", 0, 0, 40, 48)
+    lightness = reference.max(axis=-1).ravel()
+    _, inverse, counts = np.unique(lightness, return_inverse=True, return_counts=True)
+    expected = np.mean(lightness.size - counts[inverse])
+    assert lightness_order_error(reverse_lightness(reference), reference) == pytest.approx(expected)
+
+
+def test_loe_reduces_large_images_to_a_50_pixel_short_side():
+    # 400 x 600 becomes a 50 x 75 grid: a full reversal changes nearly all of each pixel's 3750 pairs, no more.
+    reference = photo("coffee")
+    loe = lightness_order_error(reverse_lightness(reference), reference)
+    assert 0.9 * 50 * 75 < loe < 50 * 75
+    # The grid size is a parameter.
+    assert lightness_order_error(reverse_lightness(reference), reference, size=20) < 20 * 30
+
+
+def test_loe_and_mean_brightness_accept_tensors():
+    reference = photo("astronaut", 0, 0, 30, 40)
+    as_tensor = torch.from_numpy(reference).permute(2, 0, 1)
+    assert lightness_order_error(as_tensor ** 0.5, as_tensor) == 0.0
+    assert mean_brightness(np.full((4, 5, 3), 0.25)) == pytest.approx(0.25)
+    assert mean_brightness(torch.full((2, 3, 4, 5), 0.75)) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="shape"):
+        lightness_order_error(reference[:10], reference)
