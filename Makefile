@@ -14,7 +14,6 @@ MATHJAX_VERSION := 3.2.2
 PIP_QUIET   := --quiet --disable-pip-version-check
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: book test lab lock clean venv vendor
 
@@ -43,7 +42,7 @@ $(MATHJAX):
 
 book: $(STAMP) $(MATHJAX)
 	@start=$$(date +%s); \
-	$(BIN)/jupyter-book build . --builder html -W -n --keep-going || exit 1; \
+	$(BIN)/jupyter-book build . --all --builder html -W -n --keep-going || exit 1; \
 	echo ">> built in $$(( $$(date +%s) - start )) s"; \
 	echo ">> open $(CURDIR)/_build/html/index.html"
 
