@@ -21,5 +21,4 @@ from .lol import (  # noqa: F401
     verify_lol,
 )
 from .synthetic import DarkeningParams, SyntheticPairs, darken  # noqa: F401
-# Note: this makes ``lle_lib.data.download`` the function; the module is ``lle_lib.data.download`` in sys.modules.
-from .download import REGISTRY, Archive, DownloadError, download, register, sha256_file  # noqa: F401
+from .downloader import REGISTRY, Archive, DownloadError, download, register, sha256_file  # noqa: F401
