@@ -186,3 +186,18 @@ def compare(methods: dict[str, Callable[[np.ndarray], np.ndarray]], dataset, **k
     table.attrs.update(source=source, protocol=PROTOCOL, images=images,
                        caption=f"{source}: mean over {images} images ({PROTOCOL})")
     return table
+
+
+#: How many decimals each column of a comparison table shows.
+DISPLAY_FORMATS = {"PSNR (dB)": "{:.2f}", "SSIM": "{:.3f}", "PSNR GT-mean (dB)": "{:.2f}", "SSIM GT-mean": "{:.3f}",
+                   "LOE (lower is better)": "{:.0f}", "Seconds / image": "{:.3f}"}
+
+
+def styled(table: pd.DataFrame):
+    """A :func:`compare` table ready to show in a notebook: sensible decimals, the best value of each quality
+    column in bold, and the caption (dataset, number of images, protocol) from ``table.attrs``."""
+    formats = {column: fmt for column, fmt in DISPLAY_FORMATS.items() if column in table.columns}
+    higher_is_better = [c for c in ("PSNR (dB)", "SSIM", "PSNR GT-mean (dB)", "SSIM GT-mean") if c in table.columns]
+    styler = table.style.format(formats).highlight_max(subset=higher_is_better, props="font-weight: bold")
+    caption = table.attrs.get("caption")
+    return styler.set_caption(caption) if caption else styler

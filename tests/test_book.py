@@ -77,6 +77,8 @@ def test_config_builds_offline_with_executed_chapters():
     assert config["execute"]["timeout"] > 0
     assert config["bibtex_bibfiles"] == ["references.bib"]
     assert config["launch_buttons"]["colab_url"]
+    assert config["launch_buttons"]["notebook_interface"] == "jupyterlab"
+    assert config["launch_buttons"]["binderhub_url"]
     assert config["repository"]["url"].startswith("https://")
     assert config["copyright"]
     mathjax = config["sphinx"]["config"]["mathjax_path"]

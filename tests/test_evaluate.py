@@ -173,3 +173,16 @@ def test_method_names():
     assert method_name(add_a_tenth) == "add_a_tenth"
     assert method_name(functools.partial(add_a_tenth)) == "add_a_tenth"
     assert evaluate(functools.partial(add_a_tenth), TinyPairs(offsets=(0.1,)), progress=False).name == "add_a_tenth"
+
+
+def test_styled_table_formats_and_marks_the_best():
+    from lle_lib.evaluate import styled
+
+    table = compare({"input": identity, "brighter": lambda x: x + np.float32(0.05)}, TinyPairs(), progress=False)
+    html = styled(table).to_html()
+    assert table.attrs["caption"] in html
+    # PSNR shown with two decimals, e.g. "20.00"; the raw float repr would show many more
+    psnr_text = f"{table['PSNR (dB)'].iloc[1]:.2f}"
+    assert psnr_text in html and repr(float(table["PSNR (dB)"].iloc[1])) not in html
+    best = int(np.argmax(table["PSNR (dB)"].to_numpy()))
+    assert f"row{best}_col0" in html.split("font-weight: bold")[0]
