@@ -1,118 +1,169 @@
+"""LOL: locating it, the train/val split, the datasets and the synthetic fallback."""
+import shutil
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import make_pairs
-from lle_lib import config
-from lle_lib.data import (EVAL15_PIXEL_SHA256, LOLVerificationError, SyntheticPairs, has_lol, load_lol,
-                          load_paired, lol_root, split_names, verify_lol)
-from lle_lib.data.lol import pixel_sha256, read_pixels
+from lle_lib.data import lol
+from lle_lib.data.lol import (
+    EVAL15_PIXEL_SHA256,
+    LOLVerificationError,
+    has_lol,
+    load_lol,
+    load_paired,
+    lol_root,
+    pixel_sha256,
+    split_names,
+    verify_lol,
+)
+from lle_lib.data.synthetic import SyntheticPairs
+
+TRAIN_NAMES = [str(n) for n in range(2, 42)]  # 40 fake our485 pairs
+TEST_NAMES = sorted(EVAL15_PIXEL_SHA256, key=int)
 
 
-def fake_lol(data_dir, n_train=20):
-    make_pairs(data_dir / "lol" / "our485", [str(i) for i in range(2, 2 + n_train)])
-    make_pairs(data_dir / "lol" / "eval15", ["1", "22", "23"])
-    return data_dir
+def save(path, value, size=(8, 8)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (value, value, value)).save(path)
 
 
-def test_lol_root_without_any_data_dir_says_what_to_do(no_lle_data):
+@pytest.fixture
+def fake_data(tmp_path):
+    """A data directory with a tiny LOL tree of 8x8 PNGs (low value 10, high value 200)."""
+    for subset, names in (("our485", TRAIN_NAMES), ("eval15", TEST_NAMES)):
+        for name in names:
+            save(tmp_path / "lol" / subset / "low" / f"{name}.png", 10)
+            save(tmp_path / "lol" / subset / "high" / f"{name}.png", 200)
+    return tmp_path
+
+
+def test_lol_root_without_data_dir_says_what_to_do(monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
     with pytest.raises(FileNotFoundError) as error:
         lol_root()
     message = str(error.value)
-    assert "LLE_DATA" in message and 'download("lol")' in message and "our485/low" in message
-
-
-def test_lol_root_names_the_missing_folders(tmp_path):
-    (tmp_path / "lol" / "our485" / "low").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="lacks our485/high, eval15/low, eval15/high") as error:
-        lol_root(tmp_path)
-    assert str(tmp_path) in str(error.value)
-
-
-def test_a_mistyped_data_dir_is_an_error_not_a_silent_fallback(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLE_DATA", str(tmp_path / "typo"))
-    with pytest.raises(FileNotFoundError, match="LLE_DATA"):
-        load_paired("test")
-
-
-def test_split_is_deterministic_disjoint_and_complete():
-    names = [str(i) for i in range(100)]
-    train, val = split_names(names, val_fraction=0.1, seed=0)
-    assert len(val) == 10 and len(train) == 90
-    assert set(train).isdisjoint(val) and set(train) | set(val) == set(names)
-    assert split_names(reversed(names), 0.1, 0) == (train, val)  # file-system order does not matter
-    assert split_names(names, 0.1, 1)[1] != val  # another seed, another split
-    assert val == sorted(val, key=int)
-
-
-def test_split_pins_the_validation_names():
-    """The published numbers depend on this exact split; changing it must be deliberate."""
-    _, val = split_names([str(i) for i in range(1, 50)], val_fraction=0.1, seed=0)
-    expected_rng = np.random.default_rng(0).permutation(49)[:5]
-    assert val == sorted([str(i + 1) for i in expected_rng], key=int)
-
-
-def test_load_lol_splits(tmp_path):
-    fake_lol(tmp_path)
-    train, val, test = (load_lol(s, tmp_path, val_fraction=0.2) for s in ("train", "val", "test"))
-    assert (len(train), len(val), len(test)) == (16, 4, 3)
-    assert {p.name for p in train.pairs}.isdisjoint({p.name for p in val.pairs})
-    assert [p.name for p in test.pairs] == ["1", "22", "23"]
-    assert "eval15" in test.source and "val split" in val.source
-    with pytest.raises(ValueError, match="split must be one of"):
-        load_lol("eval", tmp_path)
-
-
-def test_load_paired_uses_lol_when_present(tmp_path):
-    fake_lol(tmp_path)
-    assert has_lol(tmp_path)
-    dataset = load_paired("test", tmp_path)
-    assert dataset.source.startswith("LOL eval15")
-    train = load_paired("train", tmp_path, size=4)
-    assert train[0]["low"].shape == (3, 4, 4)
-
-
-def test_load_paired_falls_back_to_synthetic_and_says_so(no_lle_data):
-    dataset = load_paired("test")
-    assert isinstance(dataset, SyntheticPairs)
-    assert "synthetic" in dataset.source
+    for needed in ("LOL", 'download("lol"', "our485/low", "eval15/high", "LLE_DATA"):
+        assert needed in message
     assert not has_lol()
 
 
-def test_a_data_dir_without_lol_warns_before_falling_back(tmp_path):
+def test_lol_root_names_missing_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLE_DATA", str(tmp_path))
+    (tmp_path / "lol" / "our485" / "low").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError) as error:
+        lol_root()
+    assert "our485/high" in str(error.value) and "eval15/low" in str(error.value)
+    assert str(tmp_path) in str(error.value)
+    assert not has_lol()
+
+
+def test_lol_root_finds_the_tree(fake_data, monkeypatch):
+    monkeypatch.setenv("LLE_DATA", str(fake_data))
+    assert lol_root() == fake_data / "lol"
+    assert has_lol() and has_lol(fake_data)
+    monkeypatch.delenv("LLE_DATA")
+    assert lol_root(fake_data) == fake_data / "lol"
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    train, val = split_names(TRAIN_NAMES, val_fraction=0.1, seed=0)
+    assert len(val) == 4 and len(train) == 36
+    assert not set(train) & set(val) and set(train) | set(val) == set(TRAIN_NAMES)
+    shuffled = list(reversed(TRAIN_NAMES))
+    assert split_names(shuffled, val_fraction=0.1, seed=0) == (train, val)
+    assert split_names(TRAIN_NAMES, val_fraction=0.1, seed=1)[1] != val
+    assert val == sorted(val, key=int)
+
+
+def test_split_is_pinned():
+    # default_rng(0) is the same stream on every platform and NumPy version since 1.17.
+    names = [str(n) for n in range(10)]
+    expected_val = sorted(str(i) for i in np.random.default_rng(0).permutation(10)[:3])
+    assert split_names(names, val_fraction=0.3, seed=0)[1] == sorted(expected_val, key=int)
+
+
+def test_load_lol_splits(fake_data):
+    train = load_lol("train", fake_data)
+    val = load_lol("val", fake_data)
+    test = load_lol("test", fake_data)
+    assert len(train) == 36 and len(val) == 4 and len(test) == 15
+    assert {p.name for p in train.pairs} | {p.name for p in val.pairs} == set(TRAIN_NAMES)
+    assert [p.name for p in test.pairs] == TEST_NAMES
+    item = test[0]
+    assert item["name"] == "1" and item["low"].shape == (3, 8, 8)
+    assert float(item["high"].mean()) == pytest.approx(200 / 255)
+    assert test.source == "LOL eval15 (15 pairs)"
+    assert "train" in train.source and "36" in train.source
+    with pytest.raises(ValueError, match="split"):
+        load_lol("eval", fake_data)
+
+
+def test_load_paired_uses_lol_when_present(fake_data, monkeypatch):
+    monkeypatch.setenv("LLE_DATA", str(fake_data))
+    train = load_paired("train", size=4)
+    assert train.source.startswith("LOL our485 train") and train.source.endswith("random 4x4 crops")
+    assert train[0]["low"].shape == (3, 4, 4)
+    test = load_paired("test")
+    assert test[0]["low"].shape == (3, 8, 8)  # evaluation uses full images
+
+
+def test_load_paired_falls_back_to_synthetic(monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    dataset = load_paired("val", size=32)
+    assert isinstance(dataset, SyntheticPairs) and dataset.split == "val"
+    assert "synthetic" in dataset.source
+    assert dataset[0]["low"].shape == (3, 32, 32)
+
+
+def test_load_paired_warns_when_data_dir_has_no_lol(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLE_DATA", str(tmp_path))
     with pytest.warns(UserWarning, match="holds no LOL"):
-        dataset = load_paired("val", tmp_path)
-    assert isinstance(dataset, SyntheticPairs)
+        assert isinstance(load_paired("test", size=32), SyntheticPairs)
 
 
-def test_verify_rejects_a_fake_test_set(tmp_path):
-    fake_lol(tmp_path)
-    with pytest.raises(LOLVerificationError, match="eval15"):
-        verify_lol(tmp_path / "lol")
+def test_verify_rejects_fake_pixels_and_wrong_counts(fake_data):
+    with pytest.raises(LOLVerificationError, match="600x400|pixels"):
+        verify_lol(fake_data / "lol")
+    (fake_data / "lol/eval15/low/780.png").unlink()
+    (fake_data / "lol/eval15/high/780.png").unlink()
+    with pytest.raises(LOLVerificationError, match="780"):
+        verify_lol(fake_data / "lol")
+    shutil.rmtree(fake_data / "lol/eval15")
+    with pytest.raises(LOLVerificationError, match="eval15/low"):
+        verify_lol(fake_data / "lol")
 
 
-def test_verify_checks_the_pixels(tmp_path):
-    """A complete eval15 with the right names and sizes but other pixels is caught by the hashes."""
-    make_pairs(tmp_path / "lol" / "our485", ["2"], size=(400, 600))
-    make_pairs(tmp_path / "lol" / "eval15", list(EVAL15_PIXEL_SHA256), size=(400, 600))
-    with pytest.raises(LOLVerificationError, match="pixels differ"):
-        verify_lol(tmp_path / "lol")
+def test_verify_checks_pixel_hashes(fake_data, monkeypatch):
+    # Make the fake eval15 "right" by pinning its own hashes, then change a single pixel.
+    pixels = np.full((8, 8, 3), 10, np.uint8)
+    fake_hashes = {name: {"low": pixel_sha256(pixels), "high": pixel_sha256(pixels + 190)} for name in TEST_NAMES}
+    monkeypatch.setattr(lol, "EVAL15_PIXEL_SHA256", fake_hashes)
+    monkeypatch.setattr(lol, "LOL_SIZE", (8, 8))
+    verify_lol(fake_data / "lol")
+    changed = pixels.copy()
+    changed[3, 4, 1] = 11
+    Image.fromarray(changed).save(fake_data / "lol/eval15/high/146.png")
+    with pytest.raises(LOLVerificationError, match="146"):
+        verify_lol(fake_data / "lol")
 
 
-def test_pixel_hash_does_not_depend_on_the_encoding(tmp_path):
-    from lle_lib.images import write_image
-
-    image = np.random.default_rng(0).random((6, 9, 3)).astype(np.float32)
-    png, webp = write_image(tmp_path / "a.png", image), tmp_path / "a.webp"
-    from PIL import Image
-
-    Image.open(png).save(webp, lossless=True)
-    assert pixel_sha256(read_pixels(png)) == pixel_sha256(read_pixels(webp))
+def test_pixel_hash_is_the_sha256_of_hwc_rgb_bytes():
+    # sha256 of the 3 bytes 0x01 0x02 0x03 (one RGB pixel)
+    assert pixel_sha256(np.array([[[1, 2, 3]]], np.uint8)) == (
+        "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81"
+    )
 
 
-@pytest.mark.skipif(not has_lol() if config.data_dir() else True, reason="real LOL data not configured (LLE_DATA)")
-def test_the_configured_lol_copy_is_the_real_one():
-    root = lol_root()
-    verify_lol(root)
-    assert len(load_lol("test")) == 15
-    train, val = load_lol("train"), load_lol("val")
-    assert len(val) == round(0.1 * (len(train) + len(val)))
+def test_real_lol_if_configured():
+    """Runs only where $LLE_DATA holds LOL: the real test set must be exactly LOL's eval15."""
+    try:
+        available = has_lol()
+    except FileNotFoundError:
+        available = False
+    if not available:
+        pytest.skip("LOL is not available through $LLE_DATA")
+    verify_lol(lol_root())
+    test = load_lol("test")
+    assert len(test) == 15
+    assert test[0]["low"].shape == (3, 400, 600)

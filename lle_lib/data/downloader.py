@@ -224,7 +224,8 @@ def fetch(archive: Archive, dest: Path, *, retries: int = 3, timeout: float = 60
         finally:
             part.unlink(missing_ok=True)
     tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
-    raise DownloadError(_manual_help(archive, dest.parent, f"Downloading failed ({tries}): {last_error}")) from last_error
+    reason = f"Downloading failed ({tries}): {last_error}"
+    raise DownloadError(_manual_help(archive, dest.parent, reason)) from last_error
 
 
 def _manual_help(archive: Archive, data_dir: Path, reason: str) -> str:
@@ -266,7 +267,9 @@ def _extract_tar(path: Path, dest: Path) -> None:
         for member in members:
             _safe_member(member.name)
             if not (member.isfile() or member.isdir()):
-                raise UnsafeArchiveError(f"Refusing to unpack {member.name!r}: only regular files and folders are allowed.")
+                raise UnsafeArchiveError(
+                    f"Refusing to unpack {member.name!r}: only regular files and folders are allowed, not links."
+                )
         if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: a second line of defence
             archive.extractall(dest, members, filter="data")
         else:
@@ -322,9 +325,8 @@ def install(archive: Archive, archive_file: Path, target: Path) -> Path:
             try:
                 archive.verify(content)
             except Exception as error:
-                raise DownloadError(
-                    _manual_help(archive, target.parent, f"{archive_file.name} does not hold the expected data: {error}")
-                ) from error
+                reason = f"{archive_file.name} does not hold the expected data: {error}"
+                raise DownloadError(_manual_help(archive, target.parent, reason)) from error
         marker = {"name": archive.name, "url": archive.url, "archive_sha256": sha256_file(archive_file)}
         (content / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         _move_into_place(content, target)
@@ -364,6 +366,19 @@ def _already_installed(archive: Archive, target: Path) -> bool:
     )
 
 
+def _checked_local_archive(archive: Archive, archive_file: Path) -> Path:
+    """``archive_file`` if it exists and has the archive's size and sha256 (when known)."""
+    if not archive_file.is_file():
+        raise DownloadError(f"archive_path {str(archive_file)!r} is not a file.")
+    try:
+        _check_file(archive, archive_file)
+    except _BadDownload as error:
+        raise DownloadError(
+            f"{str(archive_file)!r} is not the expected {archive.filename}: {error}. Delete it and try again."
+        ) from error
+    return archive_file
+
+
 def _is_configured_data_dir(folder: Path) -> bool:
     """Whether ``$LLE_DATA`` points at ``folder`` (so that chapters will look there)."""
     value = os.environ.get(config.DATA_ENV)
@@ -385,13 +400,15 @@ def download(
     Args:
         name_or_archive: a name in :data:`REGISTRY` (``"lol"``) or an :class:`Archive`.
         data_dir: where to unpack; default ``$LLE_DATA``, else ``<cache_dir>/data``.
-        force: download and unpack again even if the folder is already complete.
+        force: download and unpack again even if the folder is already complete (an archive of
+            the same file name in ``data_dir`` is then downloaded anew and replaced).
         retries: attempts at the download before giving up.
         timeout: seconds without data before an attempt fails.
         progress: show a progress bar.
         archive_path: install from this already-downloaded file instead of the network.
 
-    If the folder is already complete, returns at once without touching the network.
+    If the folder is already complete, returns at once without touching the network. An archive
+    that is already in ``data_dir`` under its file name (``LOLdataset.zip``) is installed from there.
     """
     archive = _resolve(name_or_archive)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
@@ -400,21 +417,16 @@ def download(
     if not force and _already_installed(archive, target):
         return target
 
+    if archive_path is None and (root / archive.filename).is_file() and not force:
+        archive_path = root / archive.filename  # downloaded earlier (by hand, or before a crash): reuse it
     if archive_path is not None:
-        archive_file = Path(archive_path).expanduser()
-        if not archive_file.is_file():
-            raise DownloadError(f"archive_path {str(archive_file)!r} is not a file.")
+        install(archive, _checked_local_archive(archive, Path(archive_path).expanduser()), target)
+    else:
+        archive_file = fetch(archive, root / archive.filename, retries=retries, timeout=timeout, progress=progress)
         try:
-            _check_file(archive, archive_file)
-        except _BadDownload as error:
-            raise DownloadError(f"{str(archive_file)!r} is not the expected {archive.filename}: {error}") from error
-        return install(archive, archive_file, target)
-
-    archive_file = fetch(archive, root / archive.filename, retries=retries, timeout=timeout, progress=progress)
-    try:
-        install(archive, archive_file, target)
-    finally:
-        archive_file.unlink(missing_ok=True)  # unpacked (or bad): the archive itself is not needed
+            install(archive, archive_file, target)
+        finally:
+            archive_file.unlink(missing_ok=True)  # unpacked (or bad): the downloaded archive is not needed
     if progress and not _is_configured_data_dir(root):
-        print(f"{archive.name} is in {target}. Set {config.DATA_ENV}={root} so that the library finds it.", file=sys.stderr)
+        print(f"{archive.name} is in {target}. Set {config.DATA_ENV}={root} so that chapters find it.", file=sys.stderr)
     return target

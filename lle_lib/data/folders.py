@@ -155,7 +155,8 @@ class PairedFolderDataset(Dataset):
         if low.shape != high.shape:
             raise ValueError(
                 f"Pair {pair.name!r} has images of different sizes: {str(pair.low)!r} is "
-                f"{low.shape[2]}x{low.shape[1]} but {str(pair.high)!r} is {high.shape[2]}x{high.shape[1]} (width x height)."
+                f"{low.shape[2]}x{low.shape[1]} but {str(pair.high)!r} is "
+                f"{high.shape[2]}x{high.shape[1]} (width x height)."
             )
         item = {"low": low, "high": high, "name": pair.name}
         return self.transform(item) if self.transform is not None else item

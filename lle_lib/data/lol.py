@@ -27,6 +27,7 @@ from PIL import Image
 from .. import config
 from ..images import ImageReadError
 from .folders import PairedFolderDataset, find_pairs, natural_key
+from .synthetic import SyntheticPairs
 from .transforms import CenterCrop, PairedCompose, PairedRandomCrop, PairedRandomFlip
 
 SPLITS = ("train", "val", "test")
@@ -44,7 +45,7 @@ LOL_LAYOUT = """\
 
 LOL_INSTRUCTIONS = f"""\
 LOL v1 (Wei et al., BMVC 2018) is not installed. Either
-  * run  lle_lib.data.download("lol")  (downloads LOLdataset.zip, about 330 MB, checks it and unpacks it), or
+  * run  lle_lib.data.download("lol", "<data_dir>")  (downloads LOLdataset.zip, checks it and unpacks it), or
   * download LOLdataset.zip by hand from the authors' page https://daooshee.github.io/BMVC2018website/
     and unpack it so that the folders look like this:
 {LOL_LAYOUT}
@@ -100,7 +101,9 @@ def lol_root(data_dir: str | os.PathLike | None = None) -> Path:
     """
     base = config.data_dir(data_dir)
     if base is None:
-        raise FileNotFoundError(f"No data directory: neither data_dir nor ${config.DATA_ENV} is set.\n{LOL_INSTRUCTIONS}")
+        raise FileNotFoundError(
+            f"No data directory: neither data_dir nor ${config.DATA_ENV} is set.\n{LOL_INSTRUCTIONS}"
+        )
     root = base / "lol"
     missing = [folder for folder in LOL_FOLDERS if not (root / folder).is_dir()]
     if missing:
@@ -191,10 +194,14 @@ def verify_lol(root: str | os.PathLike) -> None:
     root = Path(root)
     missing = [folder for folder in LOL_FOLDERS if not (root / folder).is_dir()]
     if missing:
-        raise LOLVerificationError(f"{str(root)!r} is not a LOL folder: it lacks {', '.join(missing)}.\nExpected:\n{LOL_LAYOUT}")
+        raise LOLVerificationError(
+            f"{str(root)!r} is not a LOL folder: it lacks {', '.join(missing)}.\nExpected:\n{LOL_LAYOUT}"
+        )
     train = find_pairs(root / "our485/low", root / "our485/high")
     if len(train) > LOL_TRAIN_PAIRS:
-        raise LOLVerificationError(f"{str(root / 'our485')!r} holds {len(train)} pairs; LOL's our485 has {LOL_TRAIN_PAIRS}.")
+        raise LOLVerificationError(
+            f"{str(root / 'our485')!r} holds {len(train)} pairs; LOL's our485 has {LOL_TRAIN_PAIRS}."
+        )
     test = find_pairs(root / "eval15/low", root / "eval15/high")
     names = [pair.name for pair in test]
     if sorted(names, key=natural_key) != sorted(EVAL15_PIXEL_SHA256, key=natural_key):
@@ -242,13 +249,14 @@ def load_paired(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     if has_lol(data_dir):
-        return load_lol(split, data_dir, seed=seed, transform=_lol_transform(split, size))
+        dataset = load_lol(split, data_dir, seed=seed, transform=_lol_transform(split, size))
+        if size is not None:
+            dataset.source += f", {'random' if split == 'train' else 'centre'} {size}x{size} crops"
+        return dataset
     if config.data_dir(data_dir) is not None:
         warnings.warn(
             f"The data directory {str(config.data_dir(data_dir))!r} holds no LOL, so synthetic pairs are used.",
             stacklevel=2,
         )
-    from .synthetic import SyntheticPairs
-
     transform = PairedRandomFlip() if split == "train" else None
     return SyntheticPairs(split, size=128 if size is None else size, seed=seed, transform=transform)

@@ -35,7 +35,9 @@ def srgb_to_linear(image: np.ndarray) -> np.ndarray:
     ``c / 12.92`` for ``c <= 0.04045``, else ``((c + 0.055) / 1.055) ** 2.4``.
     """
     image = np.asarray(image, dtype=np.float32)
-    return np.where(image <= 0.04045, image / 12.92, ((np.maximum(image, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    linear_segment = image / 12.92
+    power_segment = ((np.maximum(image, 0.04045) + 0.055) / 1.055) ** 2.4  # max(): no NaN from negative inputs
+    return np.where(image <= 0.04045, linear_segment, power_segment).astype(np.float32)
 
 
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
@@ -44,8 +46,9 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     ``12.92 * x`` for ``x <= 0.0031308``, else ``1.055 * x ** (1 / 2.4) - 0.055``.
     """
     linear = np.asarray(linear, dtype=np.float32)
-    curve = 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055
-    return np.where(linear <= 0.0031308, 12.92 * linear, curve).astype(np.float32)
+    linear_segment = 12.92 * linear
+    power_segment = 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055
+    return np.where(linear <= 0.0031308, linear_segment, power_segment).astype(np.float32)
 
 
 def scale_exposure(linear: np.ndarray, exposure: float) -> np.ndarray:
@@ -237,7 +240,8 @@ class SyntheticPairs(Dataset):
         self.photos = PHOTOS[split]
         self.transform = transform
         self.source = (
-            f"synthetic {split} pairs from scikit-image photos ({self.n} pairs of {self.size}x{self.size}, seed {self.seed})"
+            f"synthetic {split} pairs from scikit-image photos "
+            f"({self.n} pairs of {self.size}x{self.size}, seed {self.seed})"
         )
 
     def __len__(self) -> int:
