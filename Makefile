@@ -10,6 +10,9 @@ STAMP       := $(VENV)/.installed
 VENDOR      := book/_vendor
 MATHJAX     := $(VENDOR)/mathjax/tex-svg-full.js
 MATHJAX_VERSION := 3.2.2
+WIDGETS     := $(VENDOR)/widgets/embed-amd.js
+HTML_MANAGER_VERSION := 1.0.6
+REQUIREJS_VERSION := 2.3.4
 # Quiet pip, without the noise of the local wheel mirrors on the build machines.
 PIP_QUIET   := --quiet --disable-pip-version-check
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -27,8 +30,9 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	@$(BIN)/python -c "import lle_lib, torch, torchvision, jupyter_book" || { echo "!! the environment is incomplete"; exit 1; }
 	@touch $(STAMP)
 
-# MathJax served from the site itself, so the built pages render equations offline.
-vendor: $(MATHJAX)
+# MathJax and the widget manager served from the site itself, so the built pages work offline
+# (equations render, and the interactive figures of later chapters run in the browser without a kernel).
+vendor: $(MATHJAX) $(WIDGETS)
 
 $(MATHJAX):
 	@mkdir -p $(VENDOR)/mathjax
@@ -40,7 +44,19 @@ $(MATHJAX):
 	       printf '%s\n' "/* MathJax not vendored */" "var s=document.createElement('script');" \
 	       "s.src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-svg-full.js';document.head.appendChild(s);" > $(CURDIR)/$(MATHJAX); }
 
-book: $(STAMP) $(MATHJAX)
+$(WIDGETS):
+	@mkdir -p $(VENDOR)/widgets
+	@echo ">> vendoring @jupyter-widgets/html-manager $(HTML_MANAGER_VERSION) and require.js $(REQUIREJS_VERSION)"
+	@tmp=$$(mktemp -d) && cd $$tmp \
+	  && npm pack --silent @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) requirejs@$(REQUIREJS_VERSION) >/dev/null \
+	  && tar -xzf jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION).tgz && tar -xzf requirejs-$(REQUIREJS_VERSION).tgz \
+	  && cp package/require.js package/dist/embed-amd.js package/dist/*.woff* package/dist/*.ttf package/dist/*.eot \
+	        package/dist/*.svg $(CURDIR)/$(VENDOR)/widgets/ && rm -rf $$tmp \
+	  || { echo "!! could not fetch the widget manager with npm; interactive figures will need the CDN"; rm -rf $$tmp; \
+	       printf '%s\n' "/* not vendored */" > $(CURDIR)/$(VENDOR)/widgets/require.js; \
+	       printf '%s\n' "/* not vendored */" > $(CURDIR)/$(WIDGETS); }
+
+book: $(STAMP) $(MATHJAX) $(WIDGETS)
 	@start=$$(date +%s); \
 	$(BIN)/jupyter-book build . --all --builder html -W -n --keep-going || exit 1; \
 	echo ">> built in $$(( $$(date +%s) - start )) s"; \

@@ -83,3 +83,6 @@ def test_config_builds_offline_with_executed_chapters():
     assert config["copyright"]
     mathjax = config["sphinx"]["config"]["mathjax_path"]
     assert not mathjax.startswith("http"), "MathJax must be served from the site for offline reading"
+    widget_scripts = config["sphinx"]["config"]["nb_ipywidgets_js"]
+    assert widget_scripts and not any(src.startswith("http") for src in widget_scripts), \
+        "the widget manager must be served from the site, so saved widgets work offline"
