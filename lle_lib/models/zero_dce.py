@@ -1,0 +1,352 @@
+"""Zero-DCE and Zero-DCE++: a tiny network estimates pixel-wise curves, and the curves brighten the image.
+
+Zero-DCE (Guo et al., "Zero-Reference Deep Curve Estimation for Low-Light Image Enhancement", CVPR 2020) does not
+predict the enhanced image. It predicts the parameters of a simple curve, one per pixel and colour channel, and
+applies that curve several times:
+
+    LE(x) = x + alpha * x * (1 - x),        LE_n(x) = LE_{n-1} + A_n * LE_{n-1} * (1 - LE_{n-1})
+
+with ``A_n`` in [-1, 1] the n-th *curve map* (an image of alphas). Because every curve is monotonic and maps [0, 1]
+onto itself, the result cannot leave [0, 1] or swap the order of two brightness levels in a pixel, whatever the
+network predicts.
+
+* :class:`DCENet` is the CVPR network: seven plain 3x3 convolutions with symmetric skip connections, predicting
+  ``n`` maps of 3 channels (8 x 3 = 24 channels), 79,416 parameters.
+* :class:`DCENetPP` is Zero-DCE++ (Li, Guo and Loy, "Learning to Enhance Low-Light Image via Zero-Reference Deep
+  Curve Estimation", TPAMI 2021): depthwise-separable convolutions, ONE 3-channel map shared by all iterations, and
+  curves estimated on a downscaled copy of the image and upsampled back: 10,561 parameters, fast on big photos.
+
+Sign convention: the authors' code writes the curve as ``x + r * (x**2 - x)``, which is the paper's curve with
+``alpha = -r``. Our networks return maps in the paper's convention (positive alpha brightens), so they negate the
+tanh output; the official weights then give exactly the official results (checked in ``tests/test_zero_dce.py``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..images import to_image, to_tensor
+
+#: Where the authors' trained weights are (not shipped with the book, see :func:`load_official_weights`).
+OFFICIAL_WEIGHTS = {
+    "DCENet": "https://github.com/Li-Chongyi/Zero-DCE: Zero-DCE_code/snapshots/Epoch99.pth (CC BY-NC 4.0)",
+    "DCENetPP": "https://github.com/Li-Chongyi/Zero-DCE_extension: Zero-DCE++/snapshots_Zero_DCE++/Epoch99.pth "
+                "(README: academic research purpose only)",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The curve
+# --------------------------------------------------------------------------------------------------------------
+
+
+def light_enhancement_curve(x: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """One iteration of the light-enhancement curve, ``LE(x) = x + alpha * x * (1 - x)`` (Zero-DCE, eq. 1).
+
+    For ``|alpha| <= 1`` the curve has every property a brightness curve needs:
+
+    * it fixes the ends, ``LE(0) = 0`` and ``LE(1) = 1``, and maps [0, 1] onto [0, 1];
+    * it is monotonic: its derivative ``1 + alpha * (1 - 2x)`` lies between ``1 - |alpha|`` and ``1 + |alpha|``,
+      never negative, so darker stays darker;
+    * ``alpha = 0`` is the identity, ``alpha > 0`` brightens (the curve bulges above the diagonal by
+      ``alpha * x * (1 - x)``, most at mid-grey), ``alpha < 0`` darkens;
+    * it is differentiable in both ``x`` and ``alpha``, so a network that predicts ``alpha`` can be trained
+      through it.
+
+    ``alpha`` may be a number or a tensor that broadcasts against ``x`` (one alpha per pixel and channel).
+    """
+    return x + alpha * x * (1 - x)
+
+
+def apply_curves(
+    x: torch.Tensor, curve_maps: Sequence[torch.Tensor], *, keep_iterations: bool = True
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Apply the curve once per map: ``LE_n = LE_{n-1} + A_n * LE_{n-1} * (1 - LE_{n-1})``, ``LE_0 = x``.
+
+    ``curve_maps`` are the maps ``A_1, ..., A_n`` (tensors ``(N, 3, H, W)`` in [-1, 1], or anything that
+    broadcasts). Each iteration keeps the properties of :func:`light_enhancement_curve`, so the composition does
+    too: monotonic, [0, 1] onto [0, 1]; a pixel can be brightened much more than by one curve (eight iterations of
+    ``alpha = 1`` take 0.01 to about 0.92).
+
+    Returns the final image and the list ``[LE_1, ..., LE_n]`` of every iteration (an empty list when
+    ``keep_iterations=False``, which saves memory on big photos at inference).
+    """
+    iterations = []
+    for curve_map in curve_maps:
+        x = light_enhancement_curve(x, curve_map)
+        if keep_iterations:
+            iterations.append(x)
+    return x, iterations
+
+
+class CurveEstimate(NamedTuple):
+    """What a curve-estimation network returns.
+
+    ``enhanced``: the final image ``(N, 3, H, W)``; ``curves``: the curve maps ``(N, 3, H, W)`` in the paper's sign
+    convention (n maps for :class:`DCENet`, one shared map for :class:`DCENetPP`); ``iterations``: every
+    intermediate image ``LE_1 ... LE_n`` (the last one is ``enhanced``; empty if not kept).
+    """
+
+    enhanced: torch.Tensor
+    curves: list[torch.Tensor]
+    iterations: list[torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The networks
+# --------------------------------------------------------------------------------------------------------------
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """A 3x3 convolution split in two (Zero-DCE++'s ``CSDN_Tem``): ``depth_conv`` then ``point_conv``.
+
+    ``depth_conv`` filters every input channel on its own (3x3, ``groups=in_channels``); ``point_conv`` mixes the
+    channels (1x1). Parameters: ``9 c_in + c_in`` plus ``c_in c_out + c_out`` instead of ``9 c_in c_out + c_out``
+    for a full 3x3 convolution: 1,376 instead of 9,248 for 32 channels in and out, almost 7 times fewer.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.depth_conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1, groups=in_channels)
+        self.point_conv = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.point_conv(self.depth_conv(x))
+
+
+def _full_conv(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """A plain 3x3 convolution with zero padding 1 (the size of the image is kept)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+
+
+class _CurveEstimator(nn.Module):
+    """The network shared by Zero-DCE and Zero-DCE++: seven convolutions with symmetric skip connections.
+
+    ``x1 ... x4`` go down a plain chain; then ``x5 = conv5(cat(x3, x4))``, ``x6 = conv6(cat(x2, x5))`` and the maps
+    come from ``conv7(cat(x1, x6))``, each ``cat`` joining a layer with its mirror image. ReLU after every layer
+    but the last, whose tanh keeps the alphas in [-1, 1]. No pooling and no down-sampling: the maps have the size
+    of the input. The attribute names ``e_conv1 ... e_conv7`` are the authors', so their weights load as they are.
+    """
+
+    def __init__(self, conv, width: int, out_channels: int):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be a positive number of channels, not {width!r}")
+        self.width = width
+        self.e_conv1 = conv(3, width)
+        self.e_conv2 = conv(width, width)
+        self.e_conv3 = conv(width, width)
+        self.e_conv4 = conv(width, width)
+        self.e_conv5 = conv(2 * width, width)
+        self.e_conv6 = conv(2 * width, width)
+        self.e_conv7 = conv(2 * width, out_channels)
+
+    def estimate_curve_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """All curve maps stacked along the channels, ``(N, out_channels, H, W)``, in the paper's sign convention."""
+        x1 = F.relu(self.e_conv1(x))
+        x2 = F.relu(self.e_conv2(x1))
+        x3 = F.relu(self.e_conv3(x2))
+        x4 = F.relu(self.e_conv4(x3))
+        x5 = F.relu(self.e_conv5(torch.cat([x3, x4], dim=1)))
+        x6 = F.relu(self.e_conv6(torch.cat([x2, x5], dim=1)))
+        official_maps = torch.tanh(self.e_conv7(torch.cat([x1, x6], dim=1)))
+        return -official_maps  # the authors' curve is x + r (x^2 - x): alpha = -r (see the module docstring)
+
+    @classmethod
+    def from_official(cls, path: str | os.PathLike, **kwargs):
+        """A new network with the authors' trained weights: ``DCENet.from_official("Epoch99.pth")``.
+
+        ``kwargs`` go to the constructor (``DCENetPP.from_official(path, scale_factor=12)``). See
+        :func:`load_official_weights` for where the weights are and their licence.
+        """
+        return load_official_weights(cls(**kwargs), path)
+
+
+class DCENet(_CurveEstimator):
+    """Zero-DCE's deep curve estimation network (DCE-Net, CVPR 2020): ``iterations`` maps of 3 channels.
+
+    Seven 3x3 convolutions of ``width`` channels (see :class:`_CurveEstimator` for the skip connections); the last
+    one outputs ``3 * iterations`` channels, split into one map per iteration. With the paper's ``iterations=8``
+    and ``width=32``: 79,416 parameters. Works on any image size (every convolution pads by 1), but at full
+    resolution: on a CPU, about 1.3 GB of memory and a few seconds per megapixel even without gradients (use
+    :class:`DCENetPP` with a ``scale_factor`` for big photos).
+
+    ``forward(x)`` returns a :class:`CurveEstimate` (``enhanced``, ``curves``: ``iterations`` maps, and
+    ``iterations``: every intermediate image). The authors' code returns the 4th and 8th iterations; here they
+    are ``result.iterations[3]`` and ``result.enhanced``.
+    """
+
+    def __init__(self, iterations: int = 8, width: int = 32):
+        if iterations < 1:
+            raise ValueError(f"iterations must be at least 1, not {iterations!r}")
+        super().__init__(_full_conv, width, 3 * iterations)
+        self.iterations = iterations
+
+    def forward(self, x: torch.Tensor, *, keep_iterations: bool = True) -> CurveEstimate:
+        curves = list(torch.split(self.estimate_curve_maps(x), 3, dim=1))
+        enhanced, iterations = apply_curves(x, curves, keep_iterations=keep_iterations)
+        return CurveEstimate(enhanced, curves, iterations)
+
+
+class DCENetPP(_CurveEstimator):
+    """Zero-DCE++ (TPAMI 2021): a lighter DCE-Net that estimates ONE curve map on a downscaled image.
+
+    Three changes make it 7.5 times smaller and, on big photos, hundreds of times cheaper than :class:`DCENet`:
+
+    * every convolution is depthwise separable (:class:`DepthwiseSeparableConv`): 10,561 parameters;
+    * one 3-channel map ``A`` is estimated and used in all ``iterations`` (``A_n = A``);
+    * the map is estimated on a copy of the image shrunk by ``scale_factor`` (bilinear) and enlarged back to the
+      input size (bilinear): illumination varies slowly, so a coarse map is enough, and the convolutions see
+      ``scale_factor**2`` times fewer pixels.
+
+    The authors crop the input to a multiple of ``scale_factor``; this version takes any size instead: the copy is
+    ``ceil(H / s) x ceil(W / s)`` and the map is resized to exactly ``H x W``. Like the official code, the image is
+    shrunk with ``align_corners=False`` and the map enlarged with ``align_corners=True``, without antialiasing
+    (so on sizes that are multiples of ``s`` the official weights give the official results).
+
+    ``forward(x)`` returns a :class:`CurveEstimate` whose ``curves`` is a one-element list ``[A]`` at the input's
+    size (the map that the illumination smoothness loss sees, as in the authors' training code).
+    """
+
+    def __init__(self, scale_factor: float = 1, iterations: int = 8, width: int = 32):
+        if iterations < 1:
+            raise ValueError(f"iterations must be at least 1, not {iterations!r}")
+        if not scale_factor >= 1:
+            raise ValueError(f"scale_factor must be 1 or more (the factor by which the image is shrunk), "
+                             f"not {scale_factor!r}")
+        super().__init__(DepthwiseSeparableConv, width, 3)
+        self.scale_factor = scale_factor
+        self.iterations = iterations
+
+    def estimate_shared_curve_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The curve map ``A`` ``(N, 3, H, W)``, estimated at ``1 / scale_factor`` of the size of ``x``."""
+        if self.scale_factor == 1:
+            return self.estimate_curve_maps(x)
+        height, width = x.shape[-2:]
+        small_size = (math.ceil(height / self.scale_factor), math.ceil(width / self.scale_factor))
+        small = F.interpolate(x, size=small_size, mode="bilinear", align_corners=False)
+        small_map = self.estimate_curve_maps(small)
+        return F.interpolate(small_map, size=(height, width), mode="bilinear", align_corners=True)
+
+    def forward(self, x: torch.Tensor, *, keep_iterations: bool = True) -> CurveEstimate:
+        curve_map = self.estimate_shared_curve_map(x)
+        enhanced, iterations = apply_curves(x, [curve_map] * self.iterations, keep_iterations=keep_iterations)
+        return CurveEstimate(enhanced, [curve_map], iterations)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Using a network
+# --------------------------------------------------------------------------------------------------------------
+
+
+def parameter_count(model: nn.Module) -> int:
+    """The number of trainable numbers in ``model`` (79,416 for ``DCENet()``, 10,561 for ``DCENetPP()``)."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def init_like_official_(model: nn.Module, std: float = 0.02) -> nn.Module:
+    """Initialise as Zero-DCE's training script does: convolution weights drawn from ``N(0, std**2)``, in place.
+
+    Biases keep PyTorch's default. (Zero-DCE++'s script comments this line out and keeps PyTorch's default
+    initialisation for everything.) Returns ``model``.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+    return model
+
+
+def enhance(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """Enhance one NumPy image ``(H, W, 3)``, float in [0, 1], with a curve network; returns float32 ``(H, W, 3)``.
+
+    Runs the model in eval mode, without gradients and without keeping the intermediate iterations (so a
+    multi-megapixel photo fits in the memory of a laptop with :class:`DCENetPP`: about 70 MB per megapixel), on the
+    model's device. The model's training mode is restored afterwards.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            result = model(to_tensor(image).to(device), keep_iterations=False)
+    finally:
+        model.train(was_training)
+    return to_image(result.enhanced)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The authors' weights
+# --------------------------------------------------------------------------------------------------------------
+
+
+def load_official_weights(model: _CurveEstimator, source: str | os.PathLike | Mapping) -> _CurveEstimator:
+    """Load the authors' released weights (``Epoch99.pth``) into ``model``, strictly; returns ``model``.
+
+    ``source`` is the path of the file (read with ``torch.load(..., weights_only=True)``, which refuses to run
+    code hidden in a pickle) or an already loaded state dict. Keys saved from ``nn.DataParallel`` start with
+    ``module.``; that prefix is removed. Every key and shape must match (``DCENet()`` for Zero-DCE's file,
+    ``DCENetPP(scale_factor=...)`` for Zero-DCE++'s, both with ``width=32``), otherwise a ``ValueError`` lists what
+    is missing, unexpected or of the wrong shape.
+
+    Licence: the official weights are not part of this book and are never shipped with it. Zero-DCE's are released
+    under CC BY-NC 4.0 (non-commercial use only); Zero-DCE++'s README says "for academic research purpose only".
+    Download them yourself from the authors' repositories (see :data:`OFFICIAL_WEIGHTS`) if your use allows it.
+    """
+    if isinstance(source, Mapping):
+        state = dict(source)
+    else:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{source}: expected a state dict (a mapping of names to tensors), "
+                             f"got a {type(state).__name__}")
+    state = {_without_prefix(key, "module."): value for key, value in state.items()}
+    problems = _state_dict_problems(model, state)
+    if problems:
+        where = "" if isinstance(source, Mapping) else f"{source}: "
+        raise ValueError(f"{where}these weights do not fit {_describe(model)}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _without_prefix(key: str, prefix: str) -> str:
+    return key[len(prefix):] if key.startswith(prefix) else key
+
+
+def _describe(model: nn.Module) -> str:
+    if isinstance(model, DCENetPP):
+        return f"DCENetPP(scale_factor={model.scale_factor}, iterations={model.iterations}, width={model.width})"
+    if isinstance(model, DCENet):
+        return f"DCENet(iterations={model.iterations}, width={model.width})"
+    return type(model).__name__
+
+
+def _state_dict_problems(model: nn.Module, state: Mapping) -> list[str]:
+    """Human-readable differences between a state dict and the one ``model`` expects (empty if they match)."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = {key: tuple(getattr(value, "shape", ())) for key, value in state.items()}
+    wrong_shape = [
+        f"{key}: file {shapes[key]}, model {tuple(expected[key].shape)}"
+        for key in expected
+        if key in state and shapes[key] != tuple(expected[key].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if wrong_shape:
+        problems.append(f"wrong shapes ({'; '.join(wrong_shape)})")
+    if problems and any(".depth_conv." in key for key in state) and not isinstance(model, DCENetPP):
+        problems.append("these look like Zero-DCE++ weights: load them into DCENetPP")
+    elif problems and any(key.endswith("e_conv1.weight") for key in state) and isinstance(model, DCENetPP):
+        problems.append("these look like Zero-DCE weights: load them into DCENet")
+    return problems
