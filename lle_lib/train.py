@@ -1,0 +1,524 @@
+"""One trainer for every chapter: Zero-DCE, KinD's three stages, the pix2pix GAN and the supervised CNNs.
+
+A chapter describes *what* to train in a small :class:`Task`: its networks, their optimizers, and one training
+step that computes the losses and calls :meth:`Trainer.optimize` once for every optimizer it wants to step (a
+plain model steps one; a GAN steps the discriminator, then the generator). The :class:`Trainer` does the rest:
+batches and devices, mixed precision on CUDA, gradient clipping, validation, sample images, progress bars,
+checkpoints with exact resume, and several GPUs with PyTorch's DistributedDataParallel. ::
+
+    class Brighten(Task):
+        def modules(self):
+            return {"net": make_net()}
+
+        def configure_optimizers(self, modules):
+            return {"net": torch.optim.Adam(modules["net"].parameters(), lr=1e-3)}
+
+        def training_step(self, batch, trainer):
+            output = trainer.modules["net"](batch["low"])
+            loss = F.l1_loss(output, batch["high"])
+            trainer.optimize(loss, "net")
+            return {"loss": loss}
+
+    trainer = Trainer(Brighten(), train_set, TrainConfig(epochs=10, batch_size=8, out_dir="runs/brighten"))
+    history = trainer.fit()          # a list of per-epoch dicts; pandas.DataFrame(history) tabulates it
+
+The same script runs on several GPUs (or CPU processes) with ``torchrun --nproc_per_node=4 script.py``: every
+process trains on its own share of each epoch's items, and DDP averages the gradients.
+
+**Reproducibility.** At the start of epoch ``e`` the trainer seeds Python, NumPy and PyTorch from
+``(seed, e, rank)`` and shuffles with a generator seeded from ``(seed, e)``. The data order, the random
+augmentations and the dropout masks of an epoch therefore depend only on the seed and the epoch number, not on
+what ran before, so a run resumed from the checkpoint of epoch ``k`` repeats the uninterrupted run exactly (on the
+CPU; GPU kernels may add their own non-determinism).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset, default_collate
+from tqdm.auto import tqdm
+
+from .config import resolve_device, seed_everything
+from .images import to_image, write_image
+
+#: How many items of the validation set (or, without one, of the training set) the sample images show.
+SAMPLE_ITEMS = 8
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stops before the bad value reaches the weights or a checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train, independently of what is trained.
+
+    ``batch_size`` is per process: with ``torchrun --nproc_per_node=N`` every step sees ``N * batch_size`` items.
+    ``seed`` fixes the initial weights and, with the epoch number, each epoch's order and augmentations;
+    ``shuffle=False`` keeps the dataset's order. ``device="auto"`` picks CUDA, then MPS, then the CPU.
+    ``grad_clip`` is the largest global gradient norm, applied per optimizer (``None``: no clipping). ``amp``
+    (``"auto"``, ``True`` or ``False``) enables float16 autocast with a gradient scaler, on CUDA only.
+    ``log_every`` (in steps) is how often the progress bar shows the running means; ``val_every``,
+    ``sample_every`` (``None``: never) and ``checkpoint_every`` count epochs, and the last epoch always does all
+    three. ``out_dir=None`` writes no files at all; otherwise it receives ``last.pt``, ``best.pt`` (the epoch
+    with the best ``monitor`` value, e.g. ``"val/psnr"``, by ``monitor_mode`` ``"max"`` or ``"min"``) and
+    ``samples/``. ``progress=False`` hides the progress bars.
+    """
+
+    epochs: int
+    batch_size: int
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    shuffle: bool = True
+    grad_clip: float | None = None
+    amp: bool | str = "auto"
+    log_every: int = 10
+    val_every: int = 1
+    sample_every: int | None = None
+    checkpoint_every: int = 1
+    out_dir: str | os.PathLike | None = None
+    monitor: str | None = None
+    monitor_mode: str = "max"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, not {self.epochs} and {self.batch_size}")
+        if self.monitor_mode not in ("max", "min"):
+            raise ValueError(f"monitor_mode must be 'max' or 'min', not {self.monitor_mode!r}")
+        if self.amp not in ("auto", True, False):
+            raise ValueError(f"amp must be 'auto', True or False, not {self.amp!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be a positive norm or None, not {self.grad_clip!r}")
+
+
+class Task:
+    """What a chapter trains. Subclass it and fill in the methods; the optional ones have do-nothing defaults.
+
+    Build the networks inside :meth:`modules`, not in ``__init__``: the trainer seeds the random generators just
+    before calling it, so every process (and every rerun) starts from the same initial weights. Inside the steps,
+    reach the networks through ``trainer.modules["name"]`` (wrapped in DDP when distributed) and the device
+    through ``trainer.device``; ``trainer.epoch`` is the epoch in progress (1, 2, ...).
+
+    Two rules keep DDP happy: every training-mode forward pass of a module must end in a backward pass (compute
+    extra outputs for logging under ``torch.no_grad()``), and a module's ``requires_grad`` must not be switched
+    on and off during training (a GAN's generator step may backpropagate through the discriminator; the
+    discriminator's stray gradients are cleared before its own next step).
+    """
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks, by name. Modules without trainable parameters (a frozen VGG) are kept in eval mode."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, modules: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per independently stepped part, by name (the names used in ``trainer.optimize``)."""
+        raise NotImplementedError
+
+    def configure_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, object]:
+        """Learning-rate schedulers, by name; the trainer calls ``scheduler.step()`` once at the end of each epoch."""
+        return {}
+
+    def training_step(self, batch, trainer: Trainer) -> dict[str, float | torch.Tensor]:
+        """Compute the losses of one batch, call ``trainer.optimize(loss, name)``, return the values to log."""
+        raise NotImplementedError
+
+    def validation_step(self, batch, trainer: Trainer) -> dict[str, float | torch.Tensor]:
+        """Metrics of one validation batch: a batch mean (a number) or one value per item (a 1-D tensor).
+
+        The trainer turns them into exact means over the whole validation set, whatever the batch sizes.
+        """
+        return {}
+
+    def samples(self, batch, trainer: Trainer) -> dict[str, torch.Tensor]:
+        """Images (N, 3, H, W) in [0, 1] to look at during training, by name, e.g. ``{"output": net(low)}``."""
+        return {}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------------------------
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A 32-bit seed for one epoch of one process, mixed from ``(seed, epoch, rank)`` by NumPy's SeedSequence.
+
+    SeedSequence hashes its inputs, so neighbouring epochs get unrelated streams (``seed + epoch`` would give
+    the run with seed 1 at epoch 1 the same stream as the run with seed 0 at epoch 2).
+    """
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _distributed_env() -> tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` as set by ``torchrun``; ``(0, 0, 1)`` for a plain single process."""
+    environ = os.environ
+    return int(environ.get("RANK", 0)), int(environ.get("LOCAL_RANK", 0)), int(environ.get("WORLD_SIZE", 1))
+
+
+def _is_trainable(module: nn.Module) -> bool:
+    return any(parameter.requires_grad for parameter in module.parameters())
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [parameter for group in optimizer.param_groups for parameter in group["params"]]
+
+
+def _to_device(batch, device: torch.device):
+    """Move every tensor of a batch (a tensor, or dicts / lists / tuples of them) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(value, device) for value in batch)
+    return batch
+
+
+def _batch_size(batch) -> int:
+    """The number of items in a collated batch: the length of its first entry."""
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()))
+    elif isinstance(batch, (list, tuple)):
+        batch = batch[0]
+    return len(batch)
+
+
+def _total_and_count(value, batch_size: int) -> tuple[float, int]:
+    """A validation value as (sum over items, number of items): a 1-D tensor holds one value per item,
+    anything else is the batch mean and counts ``batch_size`` times."""
+    if isinstance(value, torch.Tensor) and value.ndim == 1:
+        return float(value.detach().double().sum()), value.numel()
+    return float(value) * batch_size, batch_size
+
+
+def _as_floats(values: dict, where: str) -> dict[str, float]:
+    """The logged values of a step as Python floats, refusing NaN and infinity."""
+    floats = {name: float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+              for name, value in values.items()}
+    bad = {name: value for name, value in floats.items() if not math.isfinite(value)}
+    if bad:
+        raise NonFiniteLossError(f"{where}: non-finite values {bad} (all values of this step: {floats}).")
+    return floats
+
+
+def _save_atomically(state, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash mid-write never leaves a half-written ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------------------------
+
+class Trainer:
+    """Trains a :class:`Task` on ``train_dataset`` (and validates on ``val_dataset``) as ``config`` says.
+
+    Attributes a chapter uses: ``modules`` (by name; DDP-wrapped while training when distributed, plain during
+    validation and after :meth:`fit`), ``unwrap(name)``, ``optimizers``, ``schedulers``, ``device``, ``epoch``,
+    ``global_step``, ``history`` (one dict per epoch), ``step_history`` (one dict per step), ``best`` (the best
+    monitored value) and ``sample_images`` (epoch -> {name: images}).
+    """
+
+    def __init__(self, task: Task, train_dataset, config: TrainConfig, val_dataset=None):
+        self.task, self.config = task, config
+        self.rank, local_rank, self.world_size = _distributed_env()
+        self.device = self._setup_device(local_rank)
+        self.amp = self._use_amp()
+        self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
+        self.writes_files = self.out_dir is not None and self.rank == 0
+        self.show_progress = config.progress and self.rank == 0
+
+        seed_everything(config.seed)  # the same initial weights in every process and every rerun
+        self._plain = {name: module.to(self.device) for name, module in task.modules().items()}
+        self._wrapped = {name: self._wrap(module) for name, module in self._plain.items()}
+        self.modules = self._wrapped
+        self.optimizers = task.configure_optimizers(self._plain)
+        self.schedulers = task.configure_schedulers(self.optimizers)
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp) for name in self.optimizers}
+
+        self._worker_seeds = torch.Generator()  # the DataLoader draws its workers' seeds from this generator
+        self.train_loader, self.sampler = self._training_loader(train_dataset)
+        self.val_loader = self._validation_loader(val_dataset) if val_dataset is not None else None
+        self._sample_dataset = val_dataset if val_dataset is not None else train_dataset
+
+        self.epoch, self.global_step = 0, 0
+        self.history: list[dict] = []
+        self.step_history: list[dict] = []
+        self.best: float | None = None
+        self.sample_images: dict[int, dict[str, torch.Tensor]] = {}
+
+    # --- set-up ---------------------------------------------------------------------------------------------
+
+    def _setup_device(self, local_rank: int) -> torch.device:
+        """The device, and under torchrun the process group (NCCL between GPUs, Gloo between CPU processes)."""
+        device = resolve_device(self.config.device)
+        self._owns_process_group = False
+        if self.world_size > 1:
+            if device.type == "cuda":
+                device = torch.device("cuda", local_rank)  # one GPU per process
+                torch.cuda.set_device(device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+                self._owns_process_group = True
+        return device
+
+    def _use_amp(self) -> bool:
+        if self.config.amp == "auto":
+            return self.device.type == "cuda"
+        if self.config.amp and self.device.type != "cuda":
+            raise ValueError(f"amp=True needs a CUDA device, but training runs on {self.device}; use amp='auto'.")
+        return bool(self.config.amp)
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        """DDP around every module that has something to train; DDP broadcasts rank 0's weights on the way."""
+        if self.world_size == 1 or not _is_trainable(module):
+            return module
+        return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _training_loader(self, dataset) -> tuple[DataLoader, DistributedSampler]:
+        """Batches of training items, in an order that depends only on ``(seed, epoch)``.
+
+        DistributedSampler shuffles all indices with a generator seeded from ``seed + epoch`` and deals them out
+        like cards, process ``r`` taking positions ``r, r + N, r + 2N, ...``. With one process it is a plain
+        seeded shuffle. So N processes with batch b see, step for step, the same items as one process with
+        batch ``N * b``. (It repeats a few items to give every process the same number of batches.)
+        """
+        sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank,
+                                     shuffle=self.config.shuffle, seed=self.config.seed)
+        loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
+                            num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
+                            generator=self._worker_seeds)
+        return loader, sampler
+
+    def _validation_loader(self, dataset) -> DataLoader:
+        """Process ``r`` validates items ``r, r + N, ...``: every item exactly once, none repeated."""
+        share = Subset(dataset, range(self.rank, len(dataset), self.world_size))
+        return DataLoader(share, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
+                          pin_memory=self.device.type == "cuda")
+
+    def unwrap(self, name: str) -> nn.Module:
+        """The plain module ``name``, without its DDP wrapper (for saving, or for inference after training)."""
+        return self._plain[name]
+
+    # --- one optimisation step ------------------------------------------------------------------------------
+
+    def optimize(self, loss: torch.Tensor, name: str) -> None:
+        """One update of optimizer ``name`` from ``loss``: clear the gradients, backpropagate, clip, step.
+
+        With AMP the loss is multiplied by the scaler's factor ``s`` before backpropagation, so that small float16
+        gradients do not underflow; ``unscale_`` divides the gradients by ``s`` again before clipping, and the
+        scaler skips the step (and lowers ``s``) when it finds infinite gradients. Clipping rescales the gradients
+        ``g`` of this optimizer's parameters to ``g * min(1, c / ||g||)``, with ``||g||`` the norm of all of them
+        together and ``c = config.grad_clip``.
+        """
+        if name not in self.optimizers:
+            raise KeyError(f"no optimizer named {name!r}; configure_optimizers returned {sorted(self.optimizers)}")
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"epoch {self.epoch}, step {self.global_step}: the loss for optimizer {name!r} is "
+                f"{loss.detach().float().cpu().tolist()}. Training stopped before the update; checkpoints already "
+                f"written (last.pt) are untouched. "
+                f"Usual causes: a learning rate too high, log/sqrt/division at zero, float16 overflow (try amp=False).")
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=False):  # backward follows the forward's precision anyway
+            scaler.scale(loss).backward()
+        if self.config.grad_clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(_parameters(optimizer), self.config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, enabled=self.amp)
+
+    # --- epochs ---------------------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = True) -> list[dict]:
+        """Train until ``config.epochs``; with ``resume``, first continue from ``out_dir/last.pt`` if it exists.
+
+        Returns ``history``: per epoch the mean training values (``"train/loss"``, ...), the validation means
+        (``"val/psnr"``, ...) on validation epochs, and the wall time in ``"seconds"``.
+        """
+        if resume and self.out_dir is not None and (self.out_dir / "last.pt").exists():
+            self.load_checkpoint(self.out_dir / "last.pt")
+        self.modules = self._wrapped
+        bar = tqdm(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.show_progress)
+        try:
+            while self.epoch < self.config.epochs:
+                record = self._run_epoch(self.epoch + 1)
+                bar.update()
+                bar.set_postfix({key: f"{value:.4g}" for key, value in record.items() if "/" in key})
+        finally:
+            bar.close()
+            self.modules = self._plain
+            if self._owns_process_group:
+                dist.destroy_process_group()
+                self._owns_process_group = False
+        return self.history
+
+    def _run_epoch(self, epoch: int) -> dict:
+        """Train one epoch, then validate, take samples and save checkpoints when they are due."""
+        self.epoch = epoch
+        start = time.perf_counter()
+        record = {"epoch": epoch, **self._train_one_epoch(epoch)}
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        if self.val_loader is not None and self._due(self.config.val_every):
+            record.update(self._validate())
+        if self.config.sample_every is not None and self._due(self.config.sample_every):
+            self._take_samples()
+        record["seconds"] = time.perf_counter() - start
+        self.history.append(record)
+        improved = self._update_best(record)
+        if self.writes_files and self._due(self.config.checkpoint_every):
+            self.save_checkpoint(self.out_dir / "last.pt")
+        if self.writes_files and improved:
+            self.save_checkpoint(self.out_dir / "best.pt")
+        return record
+
+    def _due(self, every: int) -> bool:
+        return self.epoch % every == 0 or self.epoch == self.config.epochs
+
+    def _train_one_epoch(self, epoch: int) -> dict[str, float]:
+        seed = epoch_seed(self.config.seed, epoch, self.rank)
+        seed_everything(seed)  # random augmentations and dropout of this epoch
+        self._worker_seeds.manual_seed(seed)  # ... also inside DataLoader workers
+        self.sampler.set_epoch(epoch)  # the order of the items
+        for module in self._plain.values():
+            module.train(_is_trainable(module))
+        sums, counts = defaultdict(float), defaultdict(int)
+        steps = tqdm(self.train_loader, desc=f"epoch {epoch}", leave=False, disable=not self.show_progress)
+        for batch in steps:
+            self.global_step += 1
+            with self._autocast():
+                values = self.task.training_step(_to_device(batch, self.device), self)
+            values = _as_floats(values, f"epoch {epoch}, step {self.global_step}")
+            self.step_history.append({"epoch": epoch, "step": self.global_step, **values})
+            for name, value in values.items():
+                sums[name] += value
+                counts[name] += 1
+            if self.global_step % self.config.log_every == 0:
+                steps.set_postfix({name: f"{sums[name] / counts[name]:.4g}" for name in sums})
+        return {f"train/{name}": value for name, value in self._mean_over_processes(sums, counts).items()}
+
+    @contextmanager
+    def _evaluating(self):
+        """Eval mode, no gradients, and the plain modules in ``trainer.modules``.
+
+        Plain, not DDP-wrapped: the processes may run different numbers of validation batches, and a DDP module
+        would wait in its forward pass for partners that have already finished.
+        """
+        self.modules = self._plain
+        for module in self._plain.values():
+            module.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                yield
+        finally:
+            self.modules = self._wrapped
+
+    def _validate(self) -> dict[str, float]:
+        """Exact means of the task's validation values over the whole validation set (all processes)."""
+        sums, counts = defaultdict(float), defaultdict(int)
+        with self._evaluating():
+            for batch in tqdm(self.val_loader, desc="validation", leave=False, disable=not self.show_progress):
+                batch = _to_device(batch, self.device)
+                for name, value in self.task.validation_step(batch, self).items():
+                    total, count = _total_and_count(value, _batch_size(batch))
+                    sums[name] += total
+                    counts[name] += count
+        return {f"val/{name}": value for name, value in self._mean_over_processes(sums, counts).items()}
+
+    def _mean_over_processes(self, sums: dict, counts: dict) -> dict[str, float]:
+        """``sum of all sums / sum of all counts`` over every process: exact, however uneven the shares."""
+        if self.world_size > 1:
+            shares = [None] * self.world_size
+            dist.all_gather_object(shares, (dict(sums), dict(counts)))
+            sums, counts = defaultdict(float), defaultdict(int)
+            for share_sums, share_counts in shares:
+                for name in share_sums:
+                    sums[name] += share_sums[name]
+                    counts[name] += share_counts[name]
+        return {name: sums[name] / counts[name] for name in sums}
+
+    def _take_samples(self) -> None:
+        """Run ``task.samples`` on the first items of the validation set; keep the images, save PNG grids."""
+        if self.rank != 0:
+            return
+        count = min(SAMPLE_ITEMS, len(self._sample_dataset))
+        batch = _to_device(default_collate([self._sample_dataset[i] for i in range(count)]), self.device)
+        with self._evaluating():
+            images = {name: value.detach().float().cpu() for name, value in self.task.samples(batch, self).items()}
+        self.sample_images[self.epoch] = images
+        if self.writes_files:
+            from torchvision.utils import make_grid
+
+            for name, value in images.items():
+                path = self.out_dir / "samples" / f"epoch{self.epoch:03d}_{name}.png"
+                write_image(path, to_image(make_grid(value.clamp(0, 1), nrow=count)))
+
+    def _update_best(self, record: dict) -> bool:
+        """Whether this epoch improved the monitored value (validation values exist only on validation epochs)."""
+        monitor = self.config.monitor
+        if monitor is None:
+            return False
+        if monitor not in record:
+            if any(key.startswith("val/") for key in record) or not monitor.startswith("val/"):
+                raise KeyError(f"monitor={monitor!r} is not among this epoch's values {sorted(record)}")
+            return False
+        value = record[monitor]
+        if not math.isfinite(value):
+            return False
+        if self.config.monitor_mode == "max":
+            improved = self.best is None or value > self.best
+        else:
+            improved = self.best is None or value < self.best
+        if improved:
+            self.best = value
+        return improved
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly, as plain containers of tensors and numbers (no pickled objects)."""
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "modules": {name: module.state_dict() for name, module in self._plain.items()},
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
+            "history": self.history,
+            "step_history": self.step_history,
+            "best": self.best,
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        _save_atomically(self.state_dict(), Path(path))
+
+    def load_checkpoint(self, path: str | os.PathLike, *, modules_only: bool = False) -> None:
+        """Restore a checkpoint (``modules_only``: just the weights, e.g. those of ``best.pt`` for evaluation)."""
+        checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        for name, module in self._plain.items():
+            module.load_state_dict(checkpoint["modules"][name])
+        if modules_only:
+            return
+        for group in ("optimizers", "schedulers", "scalers"):
+            for name, part in getattr(self, group).items():
+                part.load_state_dict(checkpoint[group][name])
+        self.epoch, self.global_step, self.best = checkpoint["epoch"], checkpoint["global_step"], checkpoint["best"]
+        self.history, self.step_history = list(checkpoint["history"]), list(checkpoint["step_history"])
