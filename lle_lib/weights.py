@@ -135,3 +135,16 @@ def load_or_train(module: nn.Module, weights_path: str | os.PathLike, train_fn: 
             raise FileNotFoundError(f"train_fn finished without writing {path}; "
                                     f"it should end with save_weights(model, {str(path)!r}, card)")
     return load_weights(module, path)
+
+
+#: The weights that ship with the book (inside the package, so ``pip install`` on Colab brings them along).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def pretrained_path(name: str) -> Path:
+    """The path of a shipped weight file, e.g. ``pretrained_path("zero_dce")``; clear error listing what exists."""
+    path = PRETRAINED_DIR / f"{name}.pt"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
+        raise WeightsError(f"No shipped weights named {name!r}; the book ships: {', '.join(shipped) or 'none yet'}.")
+    return path

@@ -14,7 +14,7 @@ def synthetic_only(monkeypatch):
 
 
 def tiny(**changes):
-    return replace(PRESETS["quick"], epochs=2, batch_size=4, crop=32, train_items=8, **changes)
+    return replace(PRESETS["quick"], **{"epochs": 2, "batch_size": 4, "crop": 32, "train_items": 8, **changes})
 
 
 def test_quick_recipe_trains_validates_and_keeps_the_best(tmp_path):
@@ -59,3 +59,26 @@ def test_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "synthetic train pairs" in out and "best val/psnr" in out
     assert (tmp_path / "best.pt").is_file()
+
+
+def test_export_writes_weights_with_an_honest_card(tmp_path):
+    from lle_lib.recipes.zero_dce import export_weights
+    from lle_lib.weights import load_weights
+
+    recipe = tiny(epochs=1)
+    make_trainer(recipe, out_dir=tmp_path / "run", progress=False).fit()
+    card = export_weights(tmp_path / "run", recipe, tmp_path / "zero_dce.pt")
+    for key in ("training_data", "recipe", "epochs_trained", "wall_time_seconds", "hardware", "test_psnr",
+                "test_ssim", "test_psnr_gt_mean", "sha256", "parameters"):
+        assert key in card
+    assert card["parameters"] == 79_416 and card["epochs_trained"] == 1
+    assert "synthetic test pairs" in card["test_data"]
+    network = DCENet()
+    assert load_weights(network, tmp_path / "zero_dce.pt")["sha256"] == card["sha256"]
+    # the card's test figure is what the weights really score
+    from lle_lib.data import load_paired
+    from lle_lib.evaluate import evaluate
+    from lle_lib.models import enhance
+
+    again = evaluate(lambda image: enhance(network, image), load_paired("test"), progress=False).summary
+    assert again["psnr"] == pytest.approx(card["test_psnr"], abs=1e-3)

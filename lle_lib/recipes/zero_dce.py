@@ -12,6 +12,7 @@ Command line (the recipe of the shipped weights is the ``full`` preset)::
 from __future__ import annotations
 
 import argparse
+import platform
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import torch
 
 from .. import config, metrics
 from ..data import load_paired
+from ..evaluate import PROTOCOL, evaluate
 from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
-from ..models import DCENet, DCENetPP
+from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
+from ..weights import save_weights
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -111,6 +114,53 @@ def make_trainer(recipe: ZeroDCERecipe, *, data_dir=None, seed: int = 0, device:
     return Trainer(ZeroDCETask(recipe), train, settings, val_dataset=val)
 
 
+def hardware_description() -> str:
+    """Where a run happened, for weight cards: CPU model and threads, or the GPU."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}"
+
+
+def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str | Path, *, data_dir=None,
+                   seed: int = 0) -> dict:
+    """Turn a finished run into shipped weights: the ``best.pt`` epoch (chosen by validation PSNR) is saved as a
+    plain state_dict with a JSON card, after a final evaluation on the test split, which is reported and never
+    used for selection."""
+    checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
+    network = recipe.build_network()
+    network.load_state_dict(checkpoint["modules"]["net"])
+    test = load_paired("test", data_dir, seed=seed)
+    report = evaluate(lambda image: enhance(network, image), test, name=recipe.variant, progress=False).summary
+    last = torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)
+    card = {
+        "method": "Zero-DCE" if recipe.variant == "zero_dce" else "Zero-DCE++",
+        "paper": "Guo et al., CVPR 2020" if recipe.variant == "zero_dce" else "Li, Guo, Loy, TPAMI 2021",
+        "training_data": load_paired("train", data_dir, seed=seed).source + " (low images only: zero-reference)",
+        "selection": f"epoch with the best PSNR on {load_paired('val', data_dir, seed=seed).source}",
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "epochs_trained": last["epoch"],
+        "selected_epoch": checkpoint["epoch"],
+        "wall_time_seconds": round(sum(record["seconds"] for record in last["history"]), 1),
+        "hardware": hardware_description(),
+        "validation_psnr": round(float(checkpoint["best"]), 3),
+        "test_data": test.source,
+        "test_protocol": PROTOCOL,
+        "test_psnr": round(float(report["psnr"]), 3),
+        "test_ssim": round(float(report["ssim"]), 4),
+        "test_psnr_gt_mean": round(float(report["psnr_gt_mean"]), 3),
+        "test_ssim_gt_mean": round(float(report["ssim_gt_mean"]), 4),
+        "license": "MIT, like the book's code (trained here; not the authors' CC BY-NC weights)",
+    }
+    return save_weights(network, weights_path, card)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", choices=VARIANTS, default="zero_dce")
@@ -118,16 +168,19 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     parser.add_argument("--crop", type=int, help="override the preset's training crop size")
     parser.add_argument("--exposure", type=float, help="override the well-exposedness level E")
+    parser.add_argument("--lr", type=float, help="override the learning rate")
+    parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
     parser.add_argument("--smoothness", choices=("first", "second", "both"))
     parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, help="run folder: checkpoints (last.pt, best.pt) and samples")
+    parser.add_argument("--export", help="after training, save the best epoch here as shipped weights with a card")
     args = parser.parse_args(argv)
 
     recipe = replace(PRESETS[args.preset], variant=args.variant)
     overrides = {"epochs": args.epochs, "crop": args.crop, "well_exposedness": args.exposure,
-                 "smoothness": args.smoothness}
+                 "smoothness": args.smoothness, "learning_rate": args.lr, "batch_size": args.batch_size}
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     config.check_preset(args.preset)
     trainer = make_trainer(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out)
@@ -137,6 +190,10 @@ def main(argv=None) -> None:
     trainer.fit()
     if trainer.rank == 0:
         print(f"best val/psnr {trainer.best}; checkpoints in {args.out}")
+        if args.export:
+            card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed)
+            print(f"exported {args.export}: test PSNR {card['test_psnr']} dB, SSIM {card['test_ssim']} "
+                  f"({card['test_data']})")
 
 
 if __name__ == "__main__":
