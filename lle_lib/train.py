@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from .config import resolve_device, seed_everything
 from .images import to_image, write_image
+from .weights import write_atomically
 
 #: How many items of the validation set (or, without one, of the training set) the sample images show.
 SAMPLE_ITEMS = 8
@@ -209,14 +210,6 @@ def _as_floats(values: dict, where: str) -> dict[str, float]:
     if bad:
         raise NonFiniteLossError(f"{where}: non-finite values {bad} (all values of this step: {floats}).")
     return floats
-
-
-def _save_atomically(state, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash mid-write never leaves a half-written ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -508,7 +501,8 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        _save_atomically(self.state_dict(), Path(path))
+        state = self.state_dict()
+        write_atomically(Path(path), lambda temporary: torch.save(state, temporary))
 
     def load_checkpoint(self, path: str | os.PathLike, *, modules_only: bool = False) -> None:
         """Restore a checkpoint (``modules_only``: just the weights, e.g. those of ``best.pt`` for evaluation)."""

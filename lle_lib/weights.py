@@ -43,7 +43,10 @@ def _plain_module(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else module
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write`` on a temporary file next to ``path``, then rename it: a crash mid-write never leaves a
+    half-written ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     write(temporary)
     os.replace(temporary, path)
@@ -61,9 +64,9 @@ def save_weights(module: nn.Module, path: str | os.PathLike, card: dict | None =
     json.dumps(card)  # refuse a card that cannot be written (TypeError) before touching any file
     state = {name: tensor.detach().cpu().clone() for name, tensor in module.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, lambda temporary: torch.save(state, temporary))
+    write_atomically(path, lambda temporary: torch.save(state, temporary))
     card.update(parameters=count_parameters(module), sha256=sha256_file(path))
-    _write_atomically(card_path(path), lambda temporary: temporary.write_text(json.dumps(card, indent=2) + "\n"))
+    write_atomically(card_path(path), lambda temporary: temporary.write_text(json.dumps(card, indent=2) + "\n"))
     return card
 
 

@@ -140,18 +140,23 @@ def test_dcenet_number_of_iterations():
     assert DCENet()(torch.rand(1, 3, 8, 8), keep_iterations=False).iterations == []
 
 
+def official_skip_network(layer, x):
+    """The authors' seven layers with symmetric skip concatenations; ``layer(i, features)`` is their i-th conv."""
+    x1 = F.relu(layer(1, x))
+    x2 = F.relu(layer(2, x1))
+    x3 = F.relu(layer(3, x2))
+    x4 = F.relu(layer(4, x3))
+    x5 = F.relu(layer(5, torch.cat([x3, x4], 1)))
+    x6 = F.relu(layer(6, torch.cat([x2, x5], 1)))
+    return torch.tanh(layer(7, torch.cat([x1, x6], 1)))
+
+
 def official_dce_forward(state, x):
     """Zero-DCE's forward pass as the authors write it: ``r = tanh(conv7(...))`` and ``x <- x + r (x^2 - x)``."""
     def conv(i, features):
         return F.conv2d(features, state[f"e_conv{i}.weight"], state[f"e_conv{i}.bias"], padding=1)
 
-    x1 = F.relu(conv(1, x))
-    x2 = F.relu(conv(2, x1))
-    x3 = F.relu(conv(3, x2))
-    x4 = F.relu(conv(4, x3))
-    x5 = F.relu(conv(5, torch.cat([x3, x4], 1)))
-    x6 = F.relu(conv(6, torch.cat([x2, x5], 1)))
-    r = torch.tanh(conv(7, torch.cat([x1, x6], 1)))
+    r = official_skip_network(conv, x)
     for r_n in torch.split(r, 3, dim=1):
         x = x + r_n * (x ** 2 - x)
     return x
@@ -265,13 +270,7 @@ def official_dcepp_forward(state, x, scale_factor):
         return F.conv2d(depth, state[f"e_conv{i}.point_conv.weight"], state[f"e_conv{i}.point_conv.bias"])
 
     small = x if scale_factor == 1 else F.interpolate(x, scale_factor=1 / scale_factor, mode="bilinear")
-    x1 = F.relu(block(1, small))
-    x2 = F.relu(block(2, x1))
-    x3 = F.relu(block(3, x2))
-    x4 = F.relu(block(4, x3))
-    x5 = F.relu(block(5, torch.cat([x3, x4], 1)))
-    x6 = F.relu(block(6, torch.cat([x2, x5], 1)))
-    r = torch.tanh(block(7, torch.cat([x1, x6], 1)))
+    r = official_skip_network(block, small)
     if scale_factor != 1:
         r = torch.nn.UpsamplingBilinear2d(scale_factor=scale_factor)(r)
     for _ in range(8):

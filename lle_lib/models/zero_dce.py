@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..images import to_image, to_tensor
+from ..weights import count_parameters as parameter_count  # noqa: F401  (79,416 for DCENet, 10,561 for DCENetPP)
 
 #: Where the authors' trained weights are (not shipped with the book, see :func:`load_official_weights`).
 OFFICIAL_WEIGHTS = {
@@ -244,11 +245,6 @@ class DCENetPP(_CurveEstimator):
 # --------------------------------------------------------------------------------------------------------------
 # Using a network
 # --------------------------------------------------------------------------------------------------------------
-
-
-def parameter_count(model: nn.Module) -> int:
-    """The number of trainable numbers in ``model`` (79,416 for ``DCENet()``, 10,561 for ``DCENetPP()``)."""
-    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def init_like_official_(model: nn.Module, std: float = 0.02) -> nn.Module:
