@@ -71,6 +71,38 @@ def gamma_correction(image: np.ndarray, gamma: float = 0.4) -> np.ndarray:
     return _finish(np.power(image, np.float32(gamma)))
 
 
+#: The exponents :func:`choose_gamma` tries by default: 0.1 to 0.8 in steps of 0.05.
+GAMMA_GRID = tuple(np.round(np.arange(0.1, 0.801, 0.05), 3))
+
+
+def choose_gamma(pairs, gammas=GAMMA_GRID):
+    """Choose gamma's exponent on paired data (a *validation* split, never the test set); returns
+    ``(best_gamma, table)``.
+
+    Every exponent in ``gammas`` is applied to every low image of ``pairs`` (a dataset of ``{"low", "high"}``
+    items, tensors or arrays); ``best_gamma`` has the highest mean plain PSNR against the targets. ``table`` is a
+    DataFrame indexed by ``gamma`` with the mean ``psnr`` and ``psnr_gt_mean`` of each, for plotting the search.
+    Each image is read once (the loop over exponents is inside).
+    """
+    import pandas as pd
+
+    from .metrics import psnr, psnr_gt_mean
+    from .viz import to_numpy
+
+    gammas = [float(g) for g in gammas]
+    if not gammas or len(pairs) == 0:
+        raise ValueError("choose_gamma needs at least one exponent and one pair")
+    rows = []
+    for index in range(len(pairs)):
+        item = pairs[index]
+        low, high = to_numpy(item["low"]), to_numpy(item["high"])
+        for gamma in gammas:
+            output = gamma_correction(low, gamma)
+            rows.append({"gamma": gamma, "psnr": psnr(output, high), "psnr_gt_mean": psnr_gt_mean(output, high)})
+    table = pd.DataFrame(rows).groupby("gamma").mean()
+    return float(table["psnr"].idxmax()), table
+
+
 def _equalize_channel(channel: np.ndarray, levels: int = 256) -> np.ndarray:
     """Classic histogram equalisation of one channel in [0, 1], quantised to ``levels`` grey levels.
 

@@ -304,3 +304,39 @@ def mean_brightness(image) -> float:
     if isinstance(image, torch.Tensor):
         return float(image.detach().double().mean())
     return float(np.mean(np.asarray(image, dtype=np.float64)))
+
+
+def flat_region_noise(output, reference, *, sigma: float = 2.0, flat_fraction: float = 0.25) -> float:
+    """How noisy an output is where the scene is flat: the RMS of its fine detail in the reference's flattest parts.
+
+    Enhancement multiplies the sensor noise of dark pixels, and curve methods can add blotches of their own; PSNR
+    mixes that with brightness and colour errors. This measure isolates it:
+
+    1. on the luminance ``Y`` (BT.709) of the *reference* (the clean target), the local standard deviation in a
+       7 x 7 window; the ``flat_fraction`` of pixels where it is smallest form the *flat mask* (walls, sky, table
+       tops: places where the true image has no texture);
+    2. the output's fine detail ``r = Y_out - G_sigma * Y_out`` (a high-pass: the image minus its Gaussian blur);
+    3. ``noise = sqrt(mean_{mask} r^2)``, in units of the [0, 1] range.
+
+    A flat output scores 0; independent noise of standard deviation ``s`` scores about ``0.97 s`` (the high-pass
+    keeps ``1 - 2 g_0 + sum g^2`` of its variance, ``g`` the blur kernel). Brighter outputs carry more absolute noise,
+    so compare methods at similar brightness (:func:`mean_brightness`) or read the value next to it; the reference
+    scores its own noise floor. Not a standard measure from the literature: this book's, for Zero-DCE's
+    smoothness experiment. Both images are NumPy ``(H, W, 3)`` or tensors ``(3, H, W)``, of the same size.
+    """
+    import scipy.ndimage
+
+    out = _as_numpy_image(output, "output")
+    ref = _as_numpy_image(reference, "reference")
+    if out.shape != ref.shape:
+        raise ValueError(f"output and reference differ in shape: output {out.shape}, reference {ref.shape}.")
+    if not 0 < flat_fraction <= 1:
+        raise ValueError(f"flat_fraction must be in (0, 1], not {flat_fraction!r}")
+    weights = np.array([0.2126, 0.7152, 0.0722])
+    luma_ref = ref.astype(np.float64) @ weights
+    luma_out = out.astype(np.float64) @ weights
+    local_mean = scipy.ndimage.uniform_filter(luma_ref, 7, mode="reflect")
+    local_variance = scipy.ndimage.uniform_filter(luma_ref ** 2, 7, mode="reflect") - local_mean ** 2
+    flat = local_variance <= np.quantile(local_variance, flat_fraction)
+    detail = luma_out - scipy.ndimage.gaussian_filter(luma_out, sigma, mode="reflect")
+    return float(np.sqrt(np.mean(detail[flat] ** 2)))

@@ -72,6 +72,39 @@ def plot_histograms(images: Sequence, labels: Sequence[str], *, bins: int = 64, 
     return ax
 
 
+def flattest_crop(reference, size: int = 96, *, darkest_in=None) -> tuple[slice, slice]:
+    """The ``size`` x ``size`` window where ``reference`` (e.g. a clean target) is flattest: the smallest mean local
+    variance of its luminance. Returns ``(rows, cols)`` slices; crop any image of that size with ``image[rows, cols]``.
+    Noise shows best there, since the true image has nothing to show.
+
+    With ``darkest_in`` (an image of the same size, e.g. the low input), the window is the darkest one in that image
+    among the flattest quarter of the windows: where enhancement has to amplify the most, so noise is worst.
+    """
+    import scipy.ndimage
+
+    luma = luminance(to_numpy(reference)).astype(np.float64)
+    height, width = luma.shape
+    size = min(size, height, width)
+    local_mean = scipy.ndimage.uniform_filter(luma, 7, mode="reflect")
+    variance = scipy.ndimage.uniform_filter(luma ** 2, 7, mode="reflect") - local_mean ** 2
+    half = size // 2
+
+    def window_means(values: np.ndarray) -> np.ndarray:  # mean over each window, indexed by its top-left corner
+        means = scipy.ndimage.uniform_filter(values, size, mode="nearest")
+        return means[half:height - size + half + 1, half:width - size + half + 1]
+
+    flatness = window_means(variance)
+    if darkest_in is None:
+        score = flatness
+    else:
+        dark = luminance(to_numpy(darkest_in)).astype(np.float64)
+        if dark.shape != luma.shape:
+            raise ValueError(f"darkest_in has size {dark.shape}, the reference {luma.shape}")
+        score = np.where(flatness <= np.quantile(flatness, 0.25), window_means(dark), np.inf)
+    row, col = (int(i) for i in np.unravel_index(np.argmin(score), score.shape))
+    return slice(row, row + size), slice(col, col + size)
+
+
 def show_source(*objects):
     """Show the source code of library functions or classes, syntax-highlighted, in a notebook.
 
@@ -81,3 +114,63 @@ def show_source(*objects):
 
     source = "\n\n".join(inspect.getsource(obj) for obj in objects)
     return Code(source, language="python")
+
+
+def encode_image(image, format: str = "jpeg", quality: int = 90) -> bytes:
+    """An (H, W, 3) image in [0, 1] (or a tensor) as PNG or JPEG bytes, e.g. for an ``ipywidgets.Image``."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.clip(to_numpy(image), 0, 1)
+    buffer = io.BytesIO()
+    options = {"quality": quality} if format.lower() in ("jpeg", "jpg") else {}
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, format=format.upper(), **options)
+    return buffer.getvalue()
+
+
+def frame_slider(frames: Sequence, *, description: str = "frame", format: str = "jpeg", width: int | None = None):
+    """A slider that flips through precomputed images, and keeps working in a static web page without a kernel.
+
+    Each frame (an (H, W, 3) image in [0, 1], or a tensor) becomes an ``ipywidgets.Image`` in a
+    ``widgets.Stack``; the stack's ``selected_index`` is tied to an ``IntSlider`` (0 to ``len(frames) - 1``) by
+    ``widgets.jslink``, a link that runs in the browser. Jupyter Book saves the widget state in the page, so a
+    reader of the published book moves the slider and the browser switches frames; nothing is recomputed.
+    Returns a ``VBox(slider, stack)``; its ``link`` attribute is the jslink.
+    """
+    import ipywidgets as widgets
+
+    if len(frames) < 2:
+        raise ValueError(f"frame_slider needs at least two frames, got {len(frames)}")
+    layout = widgets.Layout(width=f"{width}px") if width else widgets.Layout()
+    images = [widgets.Image(value=encode_image(frame, format), format=format, layout=layout) for frame in frames]
+    stack = widgets.Stack(images, selected_index=0)
+    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description=description,
+                               style={"description_width": "initial"}, continuous_update=True)
+    box = widgets.VBox([slider, stack])
+    box.link = widgets.jslink((slider, "value"), (stack, "selected_index"))
+    return box
+
+
+def plot_history(history: Sequence[dict], *, train_keys: Sequence[str] | None = None,
+                 val_keys: Sequence[str] | None = None, log: bool = True):
+    """Plot a trainer history (a list of per-epoch dicts): training losses on the left (log scale), validation
+    measures on the right. ``train_keys``/``val_keys`` default to every ``train/...``/``val/...`` entry."""
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise ValueError("the history is empty: nothing was trained")
+    epochs = [record["epoch"] for record in history]
+    train_keys = train_keys or [key for key in history[-1] if key.startswith("train/")]
+    val_keys = val_keys or [key for key in history[-1] if key.startswith("val/")]
+    panels = [keys for keys in (train_keys, val_keys) if keys]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.2), squeeze=False)
+    for ax, keys in zip(axes.flat, panels):
+        for key in keys:
+            ax.plot(epochs, [record.get(key, np.nan) for record in history], "o-", ms=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.legend(frameon=False, fontsize=8)
+        if log and keys is train_keys:
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,7 @@ from lle_lib.classical import (
     _refine_illumination,
     _replace_value,
     autocontrast,
+    choose_gamma,
     clahe,
     gamma_correction,
     histogram_equalization,
@@ -235,3 +236,21 @@ def test_lime_refinement_smooths_noise_but_keeps_edges():
     # strong as LIME's in flat regions would blur them towards 0.35).
     assert np.abs(refined[:, 29] - 0.1).max() < 0.03
     assert np.abs(refined[:, 30] - 0.6).max() < 0.03
+
+
+def test_choose_gamma_finds_the_exponent_that_made_the_pairs():
+    # targets made from the lows with gamma 0.35: the search must pick 0.35 and score it as an exact match (inf)
+    rng = np.random.default_rng(0)
+    lows = [rng.uniform(0.01, 0.3, (12, 10, 3)).astype(np.float32) for _ in range(3)]
+    pairs = [{"low": low, "high": gamma_correction(low, 0.35)} for low in lows]
+    best, table = choose_gamma(pairs, gammas=[0.25, 0.3, 0.35, 0.4, 0.45])
+    assert best == pytest.approx(0.35)
+    assert list(table.index) == pytest.approx([0.25, 0.3, 0.35, 0.4, 0.45])
+    assert np.isinf(table.loc[best, "psnr"])
+    assert table["psnr"].drop(best).is_monotonic_increasing is False  # rises to the optimum, then falls
+    assert table["psnr"].iloc[0] < table["psnr"].iloc[1] and table["psnr"].iloc[-1] < table["psnr"].iloc[-2]
+
+
+def test_choose_gamma_refuses_empty_input():
+    with pytest.raises(ValueError, match="at least one"):
+        choose_gamma([], gammas=[0.4])

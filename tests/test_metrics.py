@@ -7,6 +7,7 @@ import skimage.data
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from lle_lib import metrics
 from lle_lib.metrics import (
     gt_mean_rescale,
     lightness_order_error,
@@ -237,3 +238,48 @@ def test_loe_and_mean_brightness_accept_tensors():
     assert mean_brightness(torch.full((2, 3, 4, 5), 0.75)) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="shape"):
         lightness_order_error(reference[:10], reference)
+
+
+# ---- flat_region_noise -----------------------------------------------------------------------------------------
+
+def _flat_and_textured(height=96, width=96):
+    """Left half flat grey, right half a fine checkerboard (strong texture)."""
+    image = np.full((height, width, 3), 0.5, dtype=np.float32)
+    yy, xx = np.mgrid[0:height, width // 2:width]
+    image[:, width // 2:] = (0.2 + 0.6 * ((yy + xx) % 2))[..., None]
+    return image
+
+
+def test_flat_region_noise_is_zero_for_a_clean_flat_output():
+    flat = np.full((64, 64, 3), 0.3, dtype=np.float32)
+    assert metrics.flat_region_noise(flat, flat) == pytest.approx(0.0, abs=1e-9)
+    reference = _flat_and_textured()  # only the blur's reach (a few pixels) from the texture leaks in
+    assert metrics.flat_region_noise(reference, reference) < 1e-4
+
+
+def test_flat_region_noise_recovers_the_standard_deviation_of_added_noise():
+    # High-pass (image minus its sigma=2 Gaussian blur) keeps ~94% of white noise's variance: ~0.97 of its std.
+    reference = np.full((128, 128, 3), 0.5, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    grey_noise = rng.normal(0, 0.05, (128, 128, 1)).astype(np.float32)
+    noisy = np.clip(reference + grey_noise, 0, 1)
+    assert metrics.flat_region_noise(noisy, reference) == pytest.approx(0.05 * 0.97, rel=0.05)
+
+
+def test_flat_region_noise_looks_only_where_the_reference_is_flat():
+    reference = _flat_and_textured()
+    rng = np.random.default_rng(1)
+    output = reference.copy()
+    output[:, 48:] += rng.normal(0, 0.1, output[:, 48:].shape).astype(np.float32)  # noise on the textured half
+    assert metrics.flat_region_noise(np.clip(output, 0, 1), reference) < 1e-3
+    output = reference.copy()
+    output[:, :48] += rng.normal(0, 0.02, output[:, :48].shape).astype(np.float32)  # noise on the flat half
+    assert metrics.flat_region_noise(np.clip(output, 0, 1), reference) > 0.01
+
+
+def test_flat_region_noise_rejects_mismatched_sizes_and_bad_fractions():
+    image = np.zeros((16, 16, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.flat_region_noise(image, np.zeros((16, 17, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="flat_fraction"):
+        metrics.flat_region_noise(image, image, flat_fraction=0)

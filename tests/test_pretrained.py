@@ -51,3 +51,44 @@ def test_unknown_name_lists_what_ships():
 
     with pytest.raises(WeightsError, match="ships"):
         pretrained_path("retinexformer")
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_file_has_its_recipe_in_the_library(path):
+    from dataclasses import asdict
+
+    from lle_lib.recipes.zero_dce import SHIPPED as RECIPES
+
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert path.stem in RECIPES, f"{path.name} ships without a recipe in lle_lib.recipes.zero_dce.SHIPPED"
+    assert asdict(RECIPES[path.stem]) == card["recipe"]
+
+
+def test_load_shipped_returns_the_shipped_network_in_eval_mode():
+    from lle_lib.recipes.zero_dce import load_shipped
+
+    network, card = load_shipped("zero_dce")
+    assert isinstance(network, DCENet) and not network.training
+    assert card["sha256"] == json.loads(pretrained_path("zero_dce").with_suffix(".json").read_text())["sha256"]
+    with pytest.raises(KeyError, match="zero_dce_pp"):
+        load_shipped("zero-dce")
+
+
+def test_load_shipped_retrains_into_the_package_when_asked(tmp_path, monkeypatch):
+    """retrain=True runs the recipe and exports to PRETRAINED_DIR (patched to a temporary copy here)."""
+    import shutil
+    from dataclasses import replace
+
+    from lle_lib.recipes import zero_dce as recipes
+
+    monkeypatch.setattr(recipes, "PRETRAINED_DIR", tmp_path)
+    tiny = replace(recipes.PRESETS["quick"], epochs=1, crop=32, train_items=4, val_items=2)
+    monkeypatch.setitem(recipes.SHIPPED, "zero_dce", tiny)
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    shutil.copy(pretrained_path("zero_dce"), tmp_path / "zero_dce.pt")
+    shutil.copy(pretrained_path("zero_dce").with_suffix(".json"), tmp_path / "zero_dce.json")
+    _, kept = recipes.load_shipped("zero_dce")
+    assert kept["epochs_trained"] == 10  # the file exists: loaded, not retrained
+    _, card = recipes.load_shipped("zero_dce", retrain=True, run_dir=tmp_path / "run")
+    assert card["epochs_trained"] == 1 and card["recipe"]["crop"] == 32
+    assert json.loads((tmp_path / "zero_dce.json").read_text())["sha256"] == card["sha256"] != kept["sha256"]

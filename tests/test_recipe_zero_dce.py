@@ -82,3 +82,23 @@ def test_export_writes_weights_with_an_honest_card(tmp_path):
 
     again = evaluate(lambda image: enhance(network, image), load_paired("test"), progress=False).summary
     assert again["psnr"] == pytest.approx(card["test_psnr"], abs=1e-3)
+
+
+def test_smoothness_measures_of_an_identity_network():
+    """A DCENet whose last layer is zero predicts alpha = 0 everywhere: output = input, perfectly smooth maps."""
+    from lle_lib.data import SyntheticPairs
+    from lle_lib.metrics import psnr
+    from lle_lib.recipes.zero_dce import smoothness_measures
+
+    network = DCENet()
+    torch.nn.init.zeros_(network.e_conv7.weight)
+    torch.nn.init.zeros_(network.e_conv7.bias)
+    pairs = SyntheticPairs("test", size=32, n=2)
+    table = smoothness_measures({"identity": network, "again": network}, pairs)
+    assert list(table.columns) == ["network", "image", "psnr", "ssim", "flat_noise", "brightness", "map_tv",
+                                   "map_curvature"]
+    assert len(table) == 4 and list(table["network"]) == ["identity", "identity", "again", "again"]
+    assert (table["map_tv"] == 0).all() and (table["map_curvature"] == 0).all()
+    first = pairs[0]
+    assert table["psnr"].iloc[0] == pytest.approx(float(psnr(first["low"], first["high"])), abs=1e-4)
+    assert table["brightness"].iloc[0] == pytest.approx(float(first["low"].mean()), abs=1e-6)

@@ -1,0 +1,74 @@
+"""Tests for lle_lib.viz: the static-page frame slider, image encoding and history plots."""
+import io
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from lle_lib import viz
+
+matplotlib.use("Agg")
+
+
+def frames(count=3, size=(20, 30)):
+    return [np.full((*size, 3), value, dtype=np.float32) for value in np.linspace(0.1, 0.9, count)]
+
+
+def test_encode_image_round_trips_through_png():
+    image = np.random.default_rng(0).random((7, 9, 3)).astype(np.float32)
+    decoded = np.asarray(Image.open(io.BytesIO(viz.encode_image(image, "png")))) / 255
+    assert decoded.shape == (7, 9, 3)
+    assert np.abs(decoded - image).max() <= 0.5 / 255 + 1e-6
+
+
+def test_frame_slider_links_the_slider_to_the_stack_in_the_browser():
+    box = viz.frame_slider(frames(4), description="iteration")
+    slider, stack = box.children
+    assert (slider.min, slider.max, slider.value) == (0, 3, 0)
+    assert len(stack.children) == 4 and stack.selected_index == 0
+    # a jslink (runs in the browser, so it works in the static page), between exactly these two traits
+    assert type(box.link).__name__ == "Link"
+    assert box.link.source == (slider, "value") and box.link.target == (stack, "selected_index")
+    shown = [np.asarray(Image.open(io.BytesIO(image.value))).mean() / 255 for image in stack.children]
+    assert shown == pytest.approx(list(np.linspace(0.1, 0.9, 4)), abs=0.01)
+
+
+def test_frame_slider_needs_two_frames():
+    with pytest.raises(ValueError, match="at least two"):
+        viz.frame_slider(frames(1))
+
+
+def test_plot_history_draws_every_logged_series():
+    history = [{"epoch": e, "train/loss": 1 / e, "train/colour": 0.1 / e, "val/psnr": 10 + e} for e in (1, 2, 3)]
+    fig = viz.plot_history(history)
+    left, right = fig.axes
+    assert [line.get_label() for line in left.lines] == ["train/loss", "train/colour"]
+    assert list(right.lines[0].get_ydata()) == [11, 12, 13]
+    assert left.get_yscale() == "log"
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_history([])
+
+
+def test_flattest_crop_finds_the_flat_patch():
+    rng = np.random.default_rng(0)
+    image = rng.random((80, 120, 3)).astype(np.float32)  # texture everywhere ...
+    image[30:62, 70:102] = 0.4  # ... but one flat 32 x 32 patch
+    rows, cols = viz.flattest_crop(image, 24)
+    assert rows.stop - rows.start == 24 and cols.stop - cols.start == 24
+    assert 30 <= rows.start and rows.stop <= 62 and 70 <= cols.start and cols.stop <= 102
+    rows, cols = viz.flattest_crop(image, 500)  # clipped to the image's short side, still around the patch
+    assert rows == slice(0, 80) and cols.stop - cols.start == 80 and cols.start <= 70 and cols.stop >= 102
+
+
+def test_flattest_crop_can_prefer_the_darkest_flat_window():
+    rng = np.random.default_rng(0)
+    reference = rng.random((64, 160, 3)).astype(np.float32)
+    reference[8:40, 8:40] = 0.5      # two flat patches of the reference ...
+    reference[8:40, 110:142] = 0.5
+    low = np.full_like(reference, 0.2)
+    low[:, 100:] = 0.02              # ... of which the second is darker in the low image
+    assert viz.flattest_crop(reference, 24, darkest_in=low)[1].start >= 100  # at the dark, flat patch
+    assert viz.flattest_crop(reference, 24, darkest_in=1 - low)[1].stop <= 64  # at the other one
+    with pytest.raises(ValueError, match="size"):
+        viz.flattest_crop(reference, 24, darkest_in=low[:10])
