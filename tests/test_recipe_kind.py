@@ -44,3 +44,24 @@ def test_train_kind_runs_all_stages_and_resumes_to_the_same_model(tmp_path, monk
     again, _ = recipes.train_kind(tiny(), out_dir=tmp_path, progress=False)  # finished stages: nothing to redo
     for name, value in model.state_dict().items():
         assert torch.equal(value, again.state_dict()[name]), name
+
+
+def test_the_decomposition_step_uses_the_recipes_reflectance_weight():
+    class Recorder:
+        def __init__(self, net):
+            self.modules = {"decomposition": net}
+            self.losses = []
+
+        def optimize(self, loss, name):
+            self.losses.append(loss.item())
+
+    torch.manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
+    net = recipes.DecompositionNet(4)
+    totals = {}
+    for weight in (0.01, 1.0):
+        trainer = Recorder(net)
+        logged = recipes.DecompositionTask(tiny(reflectance_weight=weight)).training_step(batch, trainer)
+        totals[weight] = trainer.losses[0]
+    difference = totals[1.0] - totals[0.01]
+    assert difference == pytest.approx(0.99 * logged["reflectance"].item(), abs=1e-6) and difference > 0
