@@ -306,6 +306,16 @@ def mean_brightness(image) -> float:
     return float(np.mean(np.asarray(image, dtype=np.float64)))
 
 
+def local_variance(values: np.ndarray, size: int = 7) -> np.ndarray:
+    """The variance of a 2-D array in a ``size`` x ``size`` window around each pixel (reflected at the borders):
+    ``E[v^2] - E[v]^2`` with box means. 0 where the window is flat, large on texture and edges."""
+    import scipy.ndimage
+
+    values = np.asarray(values, dtype=np.float64)
+    mean = scipy.ndimage.uniform_filter(values, size, mode="reflect")
+    return scipy.ndimage.uniform_filter(values ** 2, size, mode="reflect") - mean ** 2
+
+
 def flat_region_noise(output, reference, *, sigma: float = 2.0, flat_fraction: float = 0.25) -> float:
     """How noisy an output is where the scene is flat: the RMS of its fine detail in the reference's flattest parts.
 
@@ -335,8 +345,7 @@ def flat_region_noise(output, reference, *, sigma: float = 2.0, flat_fraction: f
     weights = np.array([0.2126, 0.7152, 0.0722])
     luma_ref = ref.astype(np.float64) @ weights
     luma_out = out.astype(np.float64) @ weights
-    local_mean = scipy.ndimage.uniform_filter(luma_ref, 7, mode="reflect")
-    local_variance = scipy.ndimage.uniform_filter(luma_ref ** 2, 7, mode="reflect") - local_mean ** 2
-    flat = local_variance <= np.quantile(local_variance, flat_fraction)
+    variance = local_variance(luma_ref)
+    flat = variance <= np.quantile(variance, flat_fraction)
     detail = luma_out - scipy.ndimage.gaussian_filter(luma_out, sigma, mode="reflect")
     return float(np.sqrt(np.mean(detail[flat] ** 2)))

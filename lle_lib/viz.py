@@ -82,11 +82,12 @@ def flattest_crop(reference, size: int = 96, *, darkest_in=None) -> tuple[slice,
     """
     import scipy.ndimage
 
+    from .metrics import local_variance
+
     luma = luminance(to_numpy(reference)).astype(np.float64)
     height, width = luma.shape
     size = min(size, height, width)
-    local_mean = scipy.ndimage.uniform_filter(luma, 7, mode="reflect")
-    variance = scipy.ndimage.uniform_filter(luma ** 2, 7, mode="reflect") - local_mean ** 2
+    variance = local_variance(luma)
     half = size // 2
 
     def window_means(values: np.ndarray) -> np.ndarray:  # mean over each window, indexed by its top-left corner

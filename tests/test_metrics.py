@@ -283,3 +283,9 @@ def test_flat_region_noise_rejects_mismatched_sizes_and_bad_fractions():
         metrics.flat_region_noise(image, np.zeros((16, 17, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="flat_fraction"):
         metrics.flat_region_noise(image, image, flat_fraction=0)
+
+
+def test_local_variance_of_flat_and_checkered_arrays():
+    assert np.allclose(metrics.local_variance(np.full((9, 9), 0.3)), 0)
+    checker = (np.indices((15, 15)).sum(axis=0) % 2).astype(float)
+    assert metrics.local_variance(checker)[7, 7] == pytest.approx((25 / 49) * (24 / 49))

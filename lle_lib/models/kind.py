@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..images import to_image, to_tensor
+from ..images import to_image
+from .inference import run_on_image
 
 #: LeakyReLU slope used after every hidden convolution in the authors' code.
 NEGATIVE_SLOPE = 0.2
@@ -192,6 +193,12 @@ class IlluminationAdjustNet(nn.Module):
         return torch.sigmoid(x)
 
 
+def illumination_ratio(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """How much brighter ``target`` is than ``source``, per image: ``mean(target / (source + eps))`` over the pixels
+    (the authors' ratio, a mean of per-pixel ratios). Both are illumination maps ``(N, 1, H, W)``; returns ``(N,)``."""
+    return (target / (source + eps)).mean(dim=(1, 2, 3))
+
+
 class KinDResult(NamedTuple):
     """Everything :class:`KinD` computes: the ``enhanced`` image (N, 3, H, W), the low image's ``reflectance``
     and ``illumination``, the ``restored`` reflectance and the ``adjusted`` illumination."""
@@ -227,19 +234,9 @@ class KinD(nn.Module):
         """The light level the authors' LOL evaluation uses: ``mean(I_high / (I_low + eps))`` per image, from the
         *target's* decomposition. A GT-informed protocol: it borrows the answer's brightness (report it beside a
         fixed ratio, never alone)."""
-        low_light = self.decomposition(low).illumination
-        high_light = self.decomposition(high).illumination
-        return (high_light / (low_light + eps)).mean(dim=(1, 2, 3))
+        return illumination_ratio(self.decomposition(low).illumination, self.decomposition(high).illumination, eps)
 
 
 def enhance_kind(model: KinD, image: np.ndarray, ratio: float = 5.0) -> np.ndarray:
     """Enhance one NumPy image ``(H, W, 3)`` in [0, 1] with KinD at light level ``ratio``; float32 ``(H, W, 3)``."""
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            result = model(to_tensor(image).to(parameter.device), ratio)
-    finally:
-        model.train(was_training)
-    return to_image(result.enhanced.clamp(0, 1))
+    return to_image(run_on_image(model, image, ratio).enhanced.clamp(0, 1))

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..images import to_image, to_tensor
+from ..images import to_image
+from .inference import run_on_image
 from ..weights import count_parameters as parameter_count  # noqa: F401  (79,416 for DCENet, 10,561 for DCENetPP)
 
 #: Where the authors' trained weights are (not shipped with the book, see :func:`load_official_weights`).
@@ -266,15 +267,7 @@ def enhance(model: nn.Module, image: np.ndarray) -> np.ndarray:
     multi-megapixel photo fits in the memory of a laptop with :class:`DCENetPP`: about 70 MB per megapixel), on the
     model's device. The model's training mode is restored afterwards.
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            result = model(to_tensor(image).to(device), keep_iterations=False)
-    finally:
-        model.train(was_training)
-    return to_image(result.enhanced)
+    return to_image(run_on_image(model, image, keep_iterations=False).enhanced)
 
 
 # --------------------------------------------------------------------------------------------------------------

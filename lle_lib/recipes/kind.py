@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from .. import config, metrics
-from ..data import load_paired
 from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, restoration_loss
-from ..models.kind import DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet
+from ..models.kind import DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, illumination_ratio
 from ..train import Task, TrainConfig, Trainer
+from . import training_and_validation
 
 STAGES = ("decomposition", "adjustment", "restoration")
 
@@ -119,7 +119,7 @@ def adjustment_pairs(illumination_low: torch.Tensor, illumination_high: torch.Te
     """The adjustment net's training examples, as in the authors' code: per image ``r = mean(I_low / (I_high + eps))``;
     with probability 1/2 the input is ``I_low`` with ratio ``1/r`` and the target ``I_high`` (brighten), otherwise the
     input is ``I_high`` with ratio ``r`` and the target ``I_low`` (darken). Returns ``(inputs, ratios, targets)``."""
-    r = (illumination_low / (illumination_high + eps)).mean(dim=(1, 2, 3))
+    r = illumination_ratio(illumination_high, illumination_low, eps)
     brighten = torch.rand(r.shape, device=r.device) < 0.5
     choose = brighten.reshape(-1, 1, 1, 1)
     inputs = torch.where(choose, illumination_low, illumination_high)
@@ -155,8 +155,7 @@ class AdjustmentTask(Task):
 
     def validation_step(self, batch, trainer):
         low_light, high_light = self._illuminations(batch, trainer)
-        ratio = (high_light / (low_light + 1e-4)).mean(dim=(1, 2, 3))
-        adjusted = trainer.modules["adjustment"](low_light, ratio)
+        adjusted = trainer.modules["adjustment"](low_light, illumination_ratio(low_light, high_light))
         return {"illumination_mse": ((adjusted - high_light) ** 2).mean(dim=(1, 2, 3))}
 
 
@@ -187,21 +186,11 @@ class RestorationTask(Task):
     def validation_step(self, batch, trainer):
         decompose = trainer.modules["decomposition"]
         reflectance, illumination = decompose(batch["low"])
-        ratio = (decompose(batch["high"]).illumination / (illumination + 1e-4)).mean(dim=(1, 2, 3))
+        ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
         enhanced = trainer.modules["restoration"](reflectance, illumination) * trainer.modules["adjustment"](
             illumination, ratio)
         return {"psnr": metrics.psnr(enhanced.clamp(0, 1), batch["high"]),
                 "ssim": metrics.ssim(enhanced.clamp(0, 1), batch["high"])}
-
-
-def _datasets(recipe: KinDRecipe, settings: StageSettings, data_dir, seed: int):
-    train = load_paired("train", data_dir, seed=seed, size=settings.patch)
-    if recipe.train_items is not None:
-        train = torch.utils.data.Subset(train, range(min(recipe.train_items, len(train))))
-    val = load_paired("val", data_dir, seed=seed)
-    if recipe.val_items is not None:
-        val = torch.utils.data.Subset(val, range(min(recipe.val_items, len(val))))
-    return train, val
 
 
 MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/illumination_mse", "min"),
@@ -224,7 +213,8 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"])}[stage]()
     settings = getattr(recipe, stage)
-    train, val = _datasets(recipe, settings, data_dir, seed)
+    train, val = training_and_validation(data_dir, seed=seed, size=settings.patch, train_items=recipe.train_items,
+                                         val_items=recipe.val_items)
     monitor, mode = MONITORS[stage]
     config_ = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, seed=seed, device=device,
                           out_dir=out_dir, monitor=monitor, monitor_mode=mode, progress=progress,

@@ -26,6 +26,7 @@ from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
 from ..weights import PRETRAINED_DIR, load_or_train, save_weights
+from . import training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -107,12 +108,8 @@ def make_trainer(recipe: ZeroDCERecipe, *, data_dir=None, seed: int = 0, device:
                  out_dir: str | Path | None = None, progress: bool = True) -> Trainer:
     """A :class:`Trainer` for ``recipe`` on the book's data: LOL's training split (random crops) if ``$LLE_DATA``
     holds LOL, else synthetic pairs; validation on the matching validation split, selecting by PSNR."""
-    train = load_paired("train", data_dir, seed=seed, size=recipe.crop)
-    if recipe.train_items is not None:
-        train = torch.utils.data.Subset(train, range(min(recipe.train_items, len(train))))
-    val = load_paired("val", data_dir, seed=seed)
-    if recipe.val_items is not None:
-        val = torch.utils.data.Subset(val, range(min(recipe.val_items, len(val))))
+    train, val = training_and_validation(data_dir, seed=seed, size=recipe.crop, train_items=recipe.train_items,
+                                         val_items=recipe.val_items)
     settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=seed, device=device,
                            grad_clip=recipe.grad_clip, out_dir=out_dir, monitor="val/psnr", monitor_mode="max",
                            progress=progress, sample_every=None)
