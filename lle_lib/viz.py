@@ -153,6 +153,33 @@ def frame_slider(frames: Sequence, *, description: str = "frame", format: str = 
     return box
 
 
+def live_sliders(function, **sliders):
+    """Sliders that call ``function(**values)`` whenever one moves, redrawing into an ``Output`` widget below them.
+
+    Show the starting state by calling ``function()`` yourself, as ordinary cell output, then display the returned
+    ``VBox(*sliders, output)``. Unlike ``ipywidgets.interact``, nothing is drawn inside a widget while the notebook
+    is being executed: headless runs (nbclient, papermill, Jupyter Book) can deadlock on output captured by a widget
+    during execution (jupyter/nbclient#312, jupyter/nbconvert#2029), which this book hit. The sliders need a running
+    kernel; in a static page they show but do nothing. The box's ``redraw()`` redraws with the current values.
+    """
+    import ipywidgets as widgets
+
+    if not sliders:
+        raise ValueError("live_sliders needs at least one slider, e.g. alpha=widgets.FloatSlider(...)")
+    output = widgets.Output()
+
+    def redraw(_change=None):
+        with output:
+            output.clear_output(wait=True)
+            function(**{name: slider.value for name, slider in sliders.items()})
+
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    box = widgets.VBox([*sliders.values(), output])
+    box.redraw = redraw
+    return box
+
+
 def plot_history(history: Sequence[dict], *, train_keys: Sequence[str] | None = None,
                  val_keys: Sequence[str] | None = None, log: bool = True):
     """Plot a trainer history (a list of per-epoch dicts): training losses on the left (log scale), validation

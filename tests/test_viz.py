@@ -72,3 +72,18 @@ def test_flattest_crop_can_prefer_the_darkest_flat_window():
     assert viz.flattest_crop(reference, 24, darkest_in=1 - low)[1].stop <= 64  # at the other one
     with pytest.raises(ValueError, match="size"):
         viz.flattest_crop(reference, 24, darkest_in=low[:10])
+
+
+def test_live_sliders_call_the_function_with_the_current_values_when_moved():
+    import ipywidgets as widgets
+
+    calls = []
+    box = viz.live_sliders(lambda alpha, n: calls.append((alpha, n)),
+                           alpha=widgets.FloatSlider(value=0.3, min=-1, max=1), n=widgets.IntSlider(value=8, max=8))
+    assert calls == []  # nothing drawn into a widget while the notebook executes
+    box.children[0].value = 0.5
+    box.children[1].value = 2
+    assert calls == [(0.5, 8), (0.5, 2)]
+    assert isinstance(box.children[-1], widgets.Output)
+    with pytest.raises(ValueError, match="at least one slider"):
+        viz.live_sliders(print)
