@@ -183,3 +183,26 @@ def test_restoration_and_adjustment_losses_vanish_on_a_perfect_output_and_see_an
     assert parts["ssim"].item() > 0
     total, parts = L.adjustment_loss(constant(0.7, 1, 16, 16), constant(0.5, 1, 16, 16))
     assert parts["mse"].item() == pytest.approx(0.04) and total.item() == pytest.approx(0.04, abs=1e-6)
+
+
+def test_the_illumination_prior_is_the_distance_to_the_brightest_channel():
+    from lle_lib.losses.kind import illumination_prior_loss
+
+    image = torch.rand(2, 3, 8, 8)
+    brightest = image.amax(dim=1, keepdim=True)
+    assert illumination_prior_loss(brightest, image).item() == pytest.approx(0.0, abs=1e-7)
+    assert illumination_prior_loss((brightest - 0.1).clamp(min=0), image).item() == pytest.approx(
+        (brightest - (brightest - 0.1).clamp(min=0)).mean().item(), abs=1e-6)
+
+
+def test_kind_layers_are_numpy_images_whose_product_is_the_output():
+    from lle_lib.models.kind import kind_layers
+
+    torch.manual_seed(0)
+    model = KinD(4, 2, 4)
+    image = np.random.default_rng(0).random((13, 22, 3)).astype(np.float32) * 0.3
+    layers = kind_layers(model, image, ratio=3.0)
+    assert set(layers) == {"enhanced", "reflectance", "illumination", "restored", "adjusted"}
+    assert all(layer.shape == (13, 22, 3) and layer.dtype == np.float32 for layer in layers.values())
+    assert np.allclose(layers["illumination"][..., 0], layers["illumination"][..., 2])
+    assert np.allclose(layers["enhanced"], layers["restored"] * layers["adjusted"], atol=1e-6)

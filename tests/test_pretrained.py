@@ -6,6 +6,9 @@ import pytest
 from lle_lib.data import load_paired
 from lle_lib.evaluate import evaluate
 from lle_lib.models import DCENet, DCENetPP, enhance
+from lle_lib.models.kind import enhance_kind
+from lle_lib.recipes import kind as kind_recipes
+from lle_lib.recipes import zero_dce as zero_dce_recipes
 from lle_lib.weights import PRETRAINED_DIR, load_weights, pretrained_path
 
 SHIPPED = sorted(PRETRAINED_DIR.glob("*.pt"))
@@ -16,9 +19,22 @@ CARD_KEYS = ("method", "training_data", "recipe", "epochs_trained", "wall_time_s
 
 def build(card):
     recipe = card["recipe"]
+    if card["method"] == "KinD":
+        return kind_recipes.KinD(recipe["decomposition_width"], recipe["restoration_width"], recipe["adjustment_width"])
     if card["method"] == "Zero-DCE++":
         return DCENetPP(scale_factor=recipe.get("scale_factor", 1))
     return ARCHITECTURES[card["method"]]()
+
+
+def enhancer(card, network):
+    """The shipped network as a method for :func:`evaluate`, at the card's fixed light level for KinD."""
+    if card["method"] == "KinD":
+        return lambda image: enhance_kind(network, image, card["fixed_ratio"])
+    return lambda image: enhance(network, image)
+
+
+def shipped_recipes(card):
+    return kind_recipes.SHIPPED if card["method"] == "KinD" else zero_dce_recipes.SHIPPED
 
 
 def test_all_shipped_weights_stay_under_25_mb():
@@ -41,9 +57,12 @@ def test_the_card_reports_what_the_weights_score(path):
         pytest.skip(f"the card was measured on {card['test_data']}; here the test split is {test.source}")
     network = build(card)
     load_weights(network, path)
-    summary = evaluate(lambda image: enhance(network, image), test, progress=False).summary
+    summary = evaluate(enhancer(card, network), test, progress=False).summary
     assert summary["psnr"] == pytest.approx(card["test_psnr"], abs=0.01)
     assert summary["ssim"] == pytest.approx(card["test_ssim"], abs=1e-3)
+    if card["method"] == "KinD":
+        target = kind_recipes.evaluate_target_ratio(network, test).summary
+        assert target["psnr"] == pytest.approx(card["test_psnr_target_ratio"], abs=0.01)
 
 
 def test_unknown_name_lists_what_ships():
@@ -57,10 +76,9 @@ def test_unknown_name_lists_what_ships():
 def test_every_shipped_file_has_its_recipe_in_the_library(path):
     from dataclasses import asdict
 
-    from lle_lib.recipes.zero_dce import SHIPPED as RECIPES
-
     card = json.loads(path.with_suffix(".json").read_text())
-    assert path.stem in RECIPES, f"{path.name} ships without a recipe in lle_lib.recipes.zero_dce.SHIPPED"
+    RECIPES = shipped_recipes(card)
+    assert path.stem in RECIPES, f"{path.name} ships without a recipe in its lle_lib.recipes module's SHIPPED"
     assert asdict(RECIPES[path.stem]) == card["recipe"]
 
 
@@ -92,3 +110,17 @@ def test_load_shipped_retrains_into_the_package_when_asked(tmp_path, monkeypatch
     _, card = recipes.load_shipped("zero_dce", retrain=True, run_dir=tmp_path / "run")
     assert card["epochs_trained"] == 1 and card["recipe"]["crop"] == 32
     assert json.loads((tmp_path / "zero_dce.json").read_text())["sha256"] == card["sha256"] != kept["sha256"]
+
+
+def test_the_shipped_kind_brightens_monotonically_with_the_light_level():
+    import numpy as np
+    import skimage.data
+
+    from lle_lib.data import darken
+
+    model, card = kind_recipes.load_shipped("kind")
+    image = skimage.data.astronaut()[::4, ::4] / 255.0
+    dark = darken(image.astype(np.float32), exposure=0.1, photons=200, read_noise=2, rng=np.random.default_rng(0))
+    brightness = [float(enhance_kind(model, dark, ratio).mean()) for ratio in (1, 2, 3, 5, 8, 12)]
+    assert all(b < a for b, a in zip(brightness, brightness[1:])), brightness
+    assert brightness[0] < float(dark.mean()) * 2 < brightness[-1]

@@ -1,10 +1,11 @@
 """Tests for the three-stage KinD recipe: stage order, the adjustment examples, and a tiny end-to-end run."""
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from lle_lib.models.kind import KinD
+from lle_lib.models.kind import Decomposition, KinD
 from lle_lib.recipes import kind as recipes
 
 
@@ -50,6 +51,7 @@ def test_the_decomposition_step_uses_the_recipes_reflectance_weight():
     class Recorder:
         def __init__(self, net):
             self.modules = {"decomposition": net}
+            self.epoch = 1
             self.losses = []
 
         def optimize(self, loss, name):
@@ -65,3 +67,75 @@ def test_the_decomposition_step_uses_the_recipes_reflectance_weight():
         totals[weight] = trainer.losses[0]
     difference = totals[1.0] - totals[0.01]
     assert difference == pytest.approx(0.99 * logged["reflectance"].item(), abs=1e-6) and difference > 0
+
+
+def test_the_warm_start_fades_linearly_to_zero():
+    recipe = tiny(prior_weight=2.0, prior_epochs=4)
+    assert [recipe.prior_weight_at(epoch) for epoch in range(1, 7)] == [2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
+    assert tiny(prior_weight=2.0, prior_epochs=0).prior_weight_at(1) == 0.0
+
+
+class ExactRetinex(torch.nn.Module):
+    """A stand-in for a trained KinD whose every part is exact: R = S / max_c S, I = max_c S, restoration does
+    nothing and the adjustment multiplies I by the ratio. Its output at ratio r is the low image times r."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))  # gives the model a device and dtype
+        self.decomposition = lambda image: Decomposition(image / image.amax(1, keepdim=True), image.amax(1, keepdim=True))
+        self.restoration = lambda reflectance, illumination: reflectance
+        self.adjustment = lambda illumination, ratio: illumination * torch.as_tensor(ratio).reshape(-1, 1, 1, 1)
+
+    ratio_from_target = KinD.ratio_from_target
+
+    def forward(self, low, ratio):
+        reflectance, illumination = self.decomposition(low)
+        return SimpleNamespace(enhanced=reflectance * self.adjustment(illumination, ratio))
+
+
+def pairs_brightened_by(factor, count=3):
+    generator = torch.Generator().manual_seed(0)
+    items = []
+    for index in range(count):
+        low = 0.02 + torch.rand(3, 12, 16, generator=generator) * (0.9 / factor)
+        items.append({"low": low, "high": low * factor, "name": f"{index}.png"})
+    return items
+
+
+def test_choose_ratio_finds_the_brightening_of_the_pairs():
+    ratio, table = recipes.choose_ratio(ExactRetinex(), pairs_brightened_by(4.0))
+    assert ratio == 4.0
+    assert list(table.index) == list(recipes.RATIO_GRID)
+    assert table["brightness"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="at least one"):
+        recipes.choose_ratio(ExactRetinex(), [])
+
+
+def test_the_target_ratio_protocol_reads_the_light_level_from_the_target():
+    evaluation = recipes.evaluate_target_ratio(ExactRetinex(), pairs_brightened_by(3.0))
+    assert evaluation.per_image["ratio"].to_numpy() == pytest.approx(3.0, rel=1e-2)
+    assert (evaluation.per_image["psnr"] > 40).all()
+    assert "target" in evaluation.name
+
+
+def test_the_decomposition_step_adds_the_fading_warm_start():
+    class Recorder:
+        def __init__(self, net, epoch):
+            self.modules, self.epoch, self.losses = {"decomposition": net}, epoch, []
+
+        def optimize(self, loss, name):
+            self.losses.append(loss.item())
+
+    torch.manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
+    net = recipes.DecompositionNet(4)
+    task = recipes.DecompositionTask(tiny(prior_weight=2.0, prior_epochs=4))
+    totals, logged = {}, {}
+    for epoch in (1, 3, 5):
+        trainer = Recorder(net, epoch)
+        logged[epoch] = task.training_step(batch, trainer)
+        totals[epoch] = trainer.losses[0]
+    prior = logged[1]["prior"].item()
+    assert prior > 0
+    assert totals[1] - totals[5] == pytest.approx(2.0 * prior, abs=1e-5)
+    assert totals[3] - totals[5] == pytest.approx(1.0 * prior, abs=1e-5)

@@ -105,13 +105,22 @@ def input_guided_smoothness_loss(illumination: torch.Tensor, image: torch.Tensor
     return total
 
 
+def illumination_prior_loss(illumination: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """``mean |I - max_c S|``: pull the illumination towards the brightest channel of the image, the classic Retinex
+    initial guess (as in LIME, Guo et al. 2017, and RetinexNet's initialisation). Not in KinD: the book uses it, with
+    a weight that fades to zero, only to start the decomposition in the Retinex split. Without it, short CPU runs
+    fall into one of the two trivial splits (``R`` = the image and ``I`` flat, or ``R`` white and ``I`` = the image)."""
+    return (illumination - image.amax(dim=1, keepdim=True)).abs().mean()
+
+
 def decomposition_loss(low: torch.Tensor, high: torch.Tensor, decomposition_low, decomposition_high,
                        weights: dict[str, float] = DECOMPOSITION_WEIGHTS) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """KinD's first-stage objective on a pair; returns ``(total, parts)``.
 
     ``L = L_rec(low) + L_rec(high) + 0.01 L_rs + 0.2 L_mc + 0.15 (L_is(low) + L_is(high))`` (the weights of
     :data:`DECOMPOSITION_WEIGHTS`). ``decomposition_low``/``_high`` are the :class:`~lle_lib.models.kind.Decomposition`
-    of each image. ``parts`` holds each term's unweighted value, detached.
+    of each image. A ``"prior"`` weight adds :func:`illumination_prior_loss` of both images (the book's
+    warm start, not the authors'). ``parts`` holds each term's unweighted value, detached.
     """
     r_low, i_low = decomposition_low
     r_high, i_high = decomposition_high
@@ -121,6 +130,8 @@ def decomposition_loss(low: torch.Tensor, high: torch.Tensor, decomposition_low,
         "mutual": mutual_consistency_loss(i_low, i_high),
         "smoothness": input_guided_smoothness_loss(i_low, low) + input_guided_smoothness_loss(i_high, high),
     }
+    if "prior" in weights:
+        parts["prior"] = illumination_prior_loss(i_low, low) + illumination_prior_loss(i_high, high)
     total = sum(weights[name] * value for name, value in parts.items())
     return total, {name: value.detach() for name, value in parts.items()}
 

@@ -240,3 +240,11 @@ class KinD(nn.Module):
 def enhance_kind(model: KinD, image: np.ndarray, ratio: float = 5.0) -> np.ndarray:
     """Enhance one NumPy image ``(H, W, 3)`` in [0, 1] with KinD at light level ``ratio``; float32 ``(H, W, 3)``."""
     return to_image(run_on_image(model, image, ratio).enhanced.clamp(0, 1))
+
+
+def kind_layers(model: KinD, image: np.ndarray, ratio: float = 5.0) -> dict[str, np.ndarray]:
+    """Every intermediate of KinD on one NumPy image, as NumPy images ``(H, W, 3)`` in [0, 1] (the one-channel
+    illumination maps are repeated over three channels): ``reflectance`` and ``illumination`` of the input,
+    ``restored`` reflectance, ``adjusted`` illumination, and ``enhanced = restored * adjusted``. For figures."""
+    result = run_on_image(model, image, ratio)
+    return {name: to_image(value.clamp(0, 1)) for name, value in result._asdict().items()}

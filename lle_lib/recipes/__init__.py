@@ -1,5 +1,7 @@
 """Training recipes: one module per method, each a :class:`~lle_lib.train.Task` plus the presets and the
 command line that produced the book's shipped weights (``python -m lle_lib.recipes.<method> --help``)."""
+import platform
+
 import torch
 
 from ..data import load_paired
@@ -16,3 +18,16 @@ def training_and_validation(data_dir=None, *, seed: int = 0, size: int | None = 
     train = load_paired("train", data_dir, seed=seed, size=size)
     val = load_paired("val", data_dir, seed=seed)
     return _first(train, train_items), _first(val, val_items)
+
+
+def hardware_description() -> str:
+    """Where a run happened, for weight cards: CPU model and threads, or the GPU."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}"

@@ -12,21 +12,28 @@ KinD's networks are trained one after the other, each stage freezing the ones be
 Every stage validates on the paired validation split; the test split is only scored at the end. Command line::
 
     python -m lle_lib.recipes.kind --preset quick --out runs/kind       # all three stages, resumable
+    python -m lle_lib.recipes.kind --preset kind --out runs/kind --export kind.pt   # the shipped recipe
     torchrun --nproc_per_node=4 -m lle_lib.recipes.kind --preset full --out runs/kind
 """
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from .. import config, metrics
+from ..data import load_paired
+from ..evaluate import PROTOCOL, Evaluation, evaluate, score
+from ..images import to_image
 from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, restoration_loss
-from ..models.kind import DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, illumination_ratio
+from ..models.kind import DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind, illumination_ratio
 from ..train import Task, TrainConfig, Trainer
-from . import training_and_validation
+from ..weights import PRETRAINED_DIR, load_or_train, save_weights
+from . import hardware_description, training_and_validation
 
 STAGES = ("decomposition", "adjustment", "restoration")
 
@@ -68,6 +75,17 @@ class KinDRecipe:
     # (I flat near 0.9 for both images, R = the image itself), while 1.0 gave the Retinex split (validation
     # I_low 0.07, I_high 0.61, R_low close to R_high).
     reflectance_weight: float = 0.01
+    # The book's warm start (not the authors'): weight of losses.kind.illumination_prior_loss at epoch 1, fading
+    # linearly to zero at the end of epoch ``prior_epochs``. Zero switches it off (the authors' objective).
+    prior_weight: float = 0.0
+    prior_epochs: int = 0
+
+    def prior_weight_at(self, epoch: int) -> float:
+        """The warm-start weight during ``epoch`` (counted from 1): ``prior_weight * (1 - (epoch - 1) / prior_epochs)``,
+        zero from epoch ``prior_epochs + 1`` on."""
+        if self.prior_epochs <= 0:
+            return 0.0
+        return self.prior_weight * max(0.0, 1 - (epoch - 1) / self.prior_epochs)
 
     def build(self) -> KinD:
         return KinD(self.decomposition_width, self.restoration_width, self.adjustment_width)
@@ -80,6 +98,18 @@ PRESETS = {
                         restoration=StageSettings(epochs=2, batch_size=4, patch=64, learning_rate=1e-3),
                         train_items=48, val_items=4, reflectance_weight=1.0),
     "full": KinDRecipe(),
+}
+
+#: The recipe of the weights that ship with the book (``lle_lib/pretrained/kind.pt``), sized for a 2-core CPU:
+#: the authors' widths for the decomposition and adjustment nets, a half-width restoration U-Net (1.9 M parameters,
+#: 7.8 MB), larger learning rates and far fewer epochs than the authors' ~100k steps per stage, and the max-channel
+#: warm start for the first 10 decomposition epochs (see :func:`~lle_lib.losses.kind.illumination_prior_loss`).
+SHIPPED = {
+    "kind": KinDRecipe(restoration_width=16,
+                       decomposition=StageSettings(epochs=20, batch_size=10, patch=48, learning_rate=1e-3, val_every=5),
+                       adjustment=StageSettings(epochs=150, batch_size=10, patch=48, learning_rate=1e-3, val_every=30),
+                       restoration=StageSettings(epochs=25, batch_size=4, patch=96, learning_rate=5e-4, val_every=5),
+                       prior_weight=1.0, prior_epochs=10),
 }
 
 
@@ -104,7 +134,8 @@ class DecompositionTask(Task):
 
     def training_step(self, batch, trainer):
         net = trainer.modules["decomposition"]
-        weights = {**DECOMPOSITION_WEIGHTS, "reflectance": self.recipe.reflectance_weight}
+        weights = {**DECOMPOSITION_WEIGHTS, "reflectance": self.recipe.reflectance_weight,
+                   "prior": self.recipe.prior_weight_at(trainer.epoch)}
         loss, parts = decomposition_loss(batch["low"], batch["high"], net(batch["low"]), net(batch["high"]), weights)
         trainer.optimize(loss, "decomposition")
         return {"loss": loss, **parts}
@@ -250,25 +281,159 @@ def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str 
     return model.eval(), histories
 
 
+def load_run(run_dir: str | Path, recipe: KinDRecipe) -> KinD:
+    """The :class:`KinD` of a finished :func:`train_kind` run: each stage's network from ``run_dir/<stage>/best.pt``
+    (its best validation epoch), or ``last.pt`` when a stage never validated."""
+    model = recipe.build()
+    for stage in STAGES:
+        folder = Path(run_dir) / stage
+        path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        getattr(model, stage).load_state_dict(checkpoint["modules"][stage])
+    return model.eval()
+
+
+#: The light levels tried by :func:`choose_ratio`.
+RATIO_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0)
+
+
+def _model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    parameter = next(model.parameters())
+    return parameter.device, parameter.dtype
+
+
+def choose_ratio(model: KinD, pairs, ratios=RATIO_GRID) -> tuple[float, pd.DataFrame]:
+    """Choose one fixed light level for KinD on paired data (a *validation* split, never the test set); returns
+    ``(best_ratio, table)``, like :func:`lle_lib.classical.choose_gamma`.
+
+    Each low image is decomposed and restored once; every ratio in ``ratios`` then only re-runs the small
+    adjustment net. ``best_ratio`` has the highest mean plain PSNR; ``table`` (indexed by ``ratio``) holds the mean
+    ``psnr``, ``psnr_gt_mean`` and ``brightness`` (mean output value) of each.
+    """
+    ratios = [float(r) for r in ratios]
+    if not ratios or len(pairs) == 0:
+        raise ValueError("choose_ratio needs at least one ratio and one pair")
+    device, dtype = _model_device(model)
+    rows = []
+    for index in range(len(pairs)):
+        item = pairs[index]
+        low = torch.as_tensor(item["low"])[None].to(device, dtype)
+        high = to_image(torch.as_tensor(item["high"]))
+        with torch.no_grad():
+            reflectance, illumination = model.decomposition(low)
+            restored = model.restoration(reflectance, illumination)
+            for ratio in ratios:
+                output = to_image((restored * model.adjustment(illumination, ratio)).clamp(0, 1)[0].cpu())
+                rows.append({"ratio": ratio, "psnr": metrics.psnr(output, high),
+                             "psnr_gt_mean": metrics.psnr_gt_mean(output, high), "brightness": float(output.mean())})
+    table = pd.DataFrame(rows).groupby("ratio").mean()
+    return float(table["psnr"].idxmax()), table
+
+
+def evaluate_target_ratio(model: KinD, dataset, *, name: str = "KinD, ratio from the target") -> Evaluation:
+    """KinD under the authors' LOL protocol: each image's light level is ``mean(I_high / (I_low + 1e-4))``, read from
+    the decomposition of its **target** (:meth:`KinD.ratio_from_target`). GT-informed, like the GT-mean columns:
+    report it beside a fixed ratio, never alone. Scored and returned like :func:`lle_lib.evaluate.evaluate`."""
+    device, dtype = _model_device(model)
+    rows = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        low_tensor = torch.as_tensor(item["low"])[None].to(device, dtype)
+        high_tensor = torch.as_tensor(item["high"])[None].to(device, dtype)
+        start = time.perf_counter()
+        with torch.no_grad():
+            ratio = model.ratio_from_target(low_tensor, high_tensor)
+            output = to_image(model(low_tensor, ratio).enhanced.clamp(0, 1)[0].cpu())
+        seconds = time.perf_counter() - start
+        low, high = to_image(low_tensor[0].cpu()), to_image(high_tensor[0].cpu())
+        rows.append({"image": str(item["name"]), **score(output, low, high), "seconds": seconds,
+                     "ratio": float(ratio)})
+    return Evaluation(name=name, source=getattr(dataset, "source", type(dataset).__name__),
+                      per_image=pd.DataFrame(rows))
+
+
+def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | Path, *, data_dir=None,
+                   seed: int = 0) -> dict:
+    """Turn a finished run into shipped weights with a JSON card: each stage at its best validation epoch; the fixed
+    light level chosen on the validation split (:func:`choose_ratio`); then, for the report only, the test split
+    scored at that fixed level (plain and GT-mean) and under the authors' target-ratio protocol."""
+    model = load_run(run_dir, recipe)
+    val = load_paired("val", data_dir, seed=seed)
+    test = load_paired("test", data_dir, seed=seed)
+    ratio, _ = choose_ratio(model, val)
+    fixed = evaluate(lambda image: enhance_kind(model, image, ratio), test, name="KinD", progress=False).summary
+    target = evaluate_target_ratio(model, test).summary
+    seconds = 0.0
+    epochs = {}
+    for stage in STAGES:
+        last = torch.load(Path(run_dir) / stage / "last.pt", map_location="cpu", weights_only=True)
+        seconds += sum(record["seconds"] for record in last["history"])
+        epochs[stage] = last["epoch"]
+    card = {
+        "method": "KinD",
+        "paper": "Zhang, Zhang, Guo, ACM MM 2019",
+        "training_data": load_paired("train", data_dir, seed=seed).source,
+        "selection": f"each stage at its best validation epoch on {val.source}; the fixed ratio by validation PSNR",
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "epochs_trained": epochs,
+        "wall_time_seconds": round(seconds, 1),
+        "hardware": hardware_description(),
+        "fixed_ratio": ratio,
+        "test_data": test.source,
+        "test_protocol": PROTOCOL,
+        "test_psnr": round(float(fixed["psnr"]), 3),
+        "test_ssim": round(float(fixed["ssim"]), 4),
+        "test_psnr_gt_mean": round(float(fixed["psnr_gt_mean"]), 3),
+        "test_ssim_gt_mean": round(float(fixed["ssim_gt_mean"]), 4),
+        "test_psnr_target_ratio": round(float(target["psnr"]), 3),
+        "test_ssim_target_ratio": round(float(target["ssim"]), 4),
+        "license": "MIT, like the book's code (trained here; not the authors' weights)",
+    }
+    return save_weights(model, weights_path, card)
+
+
+def load_shipped(name: str = "kind", *, retrain: bool = False, data_dir=None, device: str = "cpu", seed: int = 0,
+                 run_dir: str | Path | None = None) -> tuple[KinD, dict]:
+    """The book's shipped KinD (``lle_lib/pretrained/<name>.pt``, recipe in :data:`SHIPPED`) and its card; the card's
+    ``fixed_ratio`` is the light level chosen on the validation split. Loads strictly (``weights_only=True``); if
+    the file is missing, or with ``retrain=True``, trains the recipe first (resumable in ``run_dir``, default the
+    cache folder) and exports it with :func:`export_weights`. The model is returned in eval mode on ``device``."""
+    if name not in SHIPPED:
+        raise KeyError(f"no shipped KinD weights named {name!r}; choose one of {sorted(SHIPPED)}")
+    recipe = SHIPPED[name]
+    model = recipe.build()
+    path = PRETRAINED_DIR / f"{name}.pt"
+
+    def train_and_export():
+        out_dir = Path(run_dir) if run_dir is not None else config.cache_dir() / "runs" / name
+        train_kind(recipe, data_dir=data_dir, seed=seed, device=device, out_dir=out_dir)
+        export_weights(out_dir, recipe, path, data_dir=data_dir, seed=seed)
+
+    card = load_or_train(model, path, train_and_export, retrain=retrain)
+    return model.to(config.resolve_device(device)).eval(), card
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
+    parser.add_argument("--preset", choices=(*PRESETS, *SHIPPED), default="quick",
+                        help="quick, full (the authors' recipe), or the name of a shipped recipe (kind)")
     parser.add_argument("--restoration-width", type=int, help="override the restoration U-Net's width")
     parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, help="run folder: one subfolder of checkpoints per stage")
-    parser.add_argument("--save", help="save the assembled model's state_dict here")
+    parser.add_argument("--export", help="write the weights here, with a JSON card (fixed ratio chosen on validation, "
+                                         "test scores for the report)")
     args = parser.parse_args(argv)
-    recipe = PRESETS[args.preset]
+    recipe = PRESETS.get(args.preset) or SHIPPED[args.preset]
     if args.restoration_width:
         recipe = replace(recipe, restoration_width=args.restoration_width)
-    config.check_preset(args.preset)
-    model, _ = train_kind(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out)
+    train_kind(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out)
     print(f"recipe: {asdict(recipe)}")
-    if args.save:
-        torch.save(model.state_dict(), args.save)
-        print(f"saved {args.save}")
+    if args.export:
+        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed)
+        print(f"exported {args.export}: {card}")
 
 
 if __name__ == "__main__":

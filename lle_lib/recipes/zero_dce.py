@@ -13,7 +13,6 @@ Command line (``full`` is the authors' recipe; the weights shipped with the book
 from __future__ import annotations
 
 import argparse
-import platform
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
 from ..weights import PRETRAINED_DIR, load_or_train, save_weights
-from . import training_and_validation
+from . import hardware_description, training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -114,19 +113,6 @@ def make_trainer(recipe: ZeroDCERecipe, *, data_dir=None, seed: int = 0, device:
                            grad_clip=recipe.grad_clip, out_dir=out_dir, monitor="val/psnr", monitor_mode="max",
                            progress=progress, sample_every=None)
     return Trainer(ZeroDCETask(recipe), train, settings, val_dataset=val)
-
-
-def hardware_description() -> str:
-    """Where a run happened, for weight cards: CPU model and threads, or the GPU."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}"
 
 
 def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str | Path, *, data_dir=None,
