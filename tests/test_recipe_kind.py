@@ -139,3 +139,13 @@ def test_the_decomposition_step_adds_the_fading_warm_start():
     assert prior > 0
     assert totals[1] - totals[5] == pytest.approx(2.0 * prior, abs=1e-5)
     assert totals[3] - totals[5] == pytest.approx(1.0 * prior, abs=1e-5)
+
+
+def test_describe_lists_each_recipe_with_its_stages_and_warm_start():
+    table = recipes.describe({"quick": recipes.PRESETS["quick"], "shipped": recipes.SHIPPED["kind"]})
+    assert list(table.columns) == ["quick", "shipped"]
+    assert table.loc["adjustment stage", "shipped"] == "150 ep x 10 of 48\u00b2, lr 0.001"
+    assert table.loc["widths (decomposition, restoration, adjustment)", "quick"] == "8, 4, 8"
+    assert table.loc["warm start", "quick"] == "none"
+    assert table.loc["warm start", "shipped"] == "weight 1, faded over 10 epochs"
+    assert table.loc["training pairs", "quick"] == "48"

@@ -113,6 +113,27 @@ SHIPPED = {
 }
 
 
+def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
+    """A readable table of KinD recipes, one column per recipe: the widths, each stage as
+    "epochs x batch of patch-squared patches, learning rate", and the decomposition-loss settings."""
+    def stage(settings: StageSettings) -> str:
+        return (f"{settings.epochs} ep x {settings.batch_size} of {settings.patch}\u00b2, "
+                f"lr {settings.learning_rate:g}")
+
+    rows = {}
+    for name, recipe in recipes.items():
+        rows[name] = {
+            "widths (decomposition, restoration, adjustment)":
+                f"{recipe.decomposition_width}, {recipe.restoration_width}, {recipe.adjustment_width}",
+            **{f"{s} stage": stage(getattr(recipe, s)) for s in STAGES},
+            "training pairs": "all" if recipe.train_items is None else str(recipe.train_items),
+            "reflectance-similarity weight": f"{recipe.reflectance_weight:g}",
+            "warm start": (f"weight {recipe.prior_weight:g}, faded over {recipe.prior_epochs} epochs"
+                           if recipe.prior_epochs > 0 and recipe.prior_weight > 0 else "none"),
+        }
+    return pd.DataFrame(rows)
+
+
 def _frozen(module: torch.nn.Module) -> torch.nn.Module:
     for parameter in module.parameters():
         parameter.requires_grad_(False)
