@@ -206,3 +206,16 @@ def test_kind_layers_are_numpy_images_whose_product_is_the_output():
     assert all(layer.shape == (13, 22, 3) and layer.dtype == np.float32 for layer in layers.values())
     assert np.allclose(layers["illumination"][..., 0], layers["illumination"][..., 2])
     assert np.allclose(layers["enhanced"], layers["restored"] * layers["adjusted"], atol=1e-6)
+
+
+def test_relight_gives_each_level_as_enhance_kind_does_on_an_odd_size():
+    from lle_lib.models.kind import relight
+
+    torch.manual_seed(0)
+    model = KinD(4, 4, 4)
+    image = np.random.default_rng(0).uniform(0, 0.3, size=(21, 34, 3)).astype(np.float32)
+    levels = relight(model, image, [1, 4.5, 10])
+    assert len(levels) == 3 and all(level.shape == (21, 34, 3) for level in levels)
+    for ratio, level in zip([1, 4.5, 10], levels):
+        np.testing.assert_allclose(level, enhance_kind(model, image, ratio), atol=1e-6)
+    assert not np.allclose(levels[0], levels[2])

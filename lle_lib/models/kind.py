@@ -242,6 +242,20 @@ def enhance_kind(model: KinD, image: np.ndarray, ratio: float = 5.0) -> np.ndarr
     return to_image(run_on_image(model, image, ratio).enhanced.clamp(0, 1))
 
 
+def relight(model: KinD, image: np.ndarray, ratios) -> list[np.ndarray]:
+    """KinD's output for one NumPy image at several light levels, ``[enhance_kind(model, image, r) for r in ratios]``
+    at the cost of little more than one: the decomposition and the restoration run once, and only the small
+    adjustment net runs per ratio (``enhanced_r = R_hat * adjust(I, r)``). For sliders and brightness curves."""
+    ratios = [float(ratio) for ratio in ratios]
+
+    def all_levels(batch: torch.Tensor) -> list[torch.Tensor]:
+        reflectance, illumination = model.decomposition(batch)
+        restored = model.restoration(reflectance, illumination)
+        return [restored * model.adjustment(illumination, ratio) for ratio in ratios]
+
+    return [to_image(level.clamp(0, 1)) for level in run_on_image(model, image, method=all_levels)]
+
+
 def kind_layers(model: KinD, image: np.ndarray, ratio: float = 5.0) -> dict[str, np.ndarray]:
     """Every intermediate of KinD on one NumPy image, as NumPy images ``(H, W, 3)`` in [0, 1] (the one-channel
     illumination maps are repeated over three channels): ``reflectance`` and ``illumination`` of the input,
