@@ -31,3 +31,11 @@ def hardware_description() -> str:
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}"
+
+
+def card_scores(summary, suffix: str = "") -> dict[str, float]:
+    """A weight card's test figures from an evaluation summary (:attr:`lle_lib.evaluate.Evaluation.summary`):
+    ``test_psnr``, ``test_ssim`` and, when the summary has them, the GT-mean pair; ``suffix`` names another
+    protocol (``"_target_ratio"``). PSNR rounded to 3 decimals, SSIM to 4."""
+    names = [("psnr", 3), ("ssim", 4), ("psnr_gt_mean", 3), ("ssim_gt_mean", 4)]
+    return {f"test_{name}{suffix}": round(float(summary[name]), digits) for name, digits in names if name in summary}

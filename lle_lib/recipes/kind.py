@@ -30,10 +30,11 @@ from ..data import load_paired
 from ..evaluate import PROTOCOL, Evaluation, evaluate, score
 from ..images import to_image
 from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, restoration_loss
-from ..models.kind import DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind, illumination_ratio
+from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
+                           illumination_ratio, relight)
 from ..train import Task, TrainConfig, Trainer
 from ..weights import PRETRAINED_DIR, load_or_train, save_weights
-from . import hardware_description, training_and_validation
+from . import card_scores, hardware_description, training_and_validation
 
 STAGES = ("decomposition", "adjustment", "restoration")
 
@@ -327,26 +328,20 @@ def choose_ratio(model: KinD, pairs, ratios=RATIO_GRID) -> tuple[float, pd.DataF
     """Choose one fixed light level for KinD on paired data (a *validation* split, never the test set); returns
     ``(best_ratio, table)``, like :func:`lle_lib.classical.choose_gamma`.
 
-    Each low image is decomposed and restored once; every ratio in ``ratios`` then only re-runs the small
-    adjustment net. ``best_ratio`` has the highest mean plain PSNR; ``table`` (indexed by ``ratio``) holds the mean
+    Each low image is decomposed and restored once (:func:`~lle_lib.models.kind.relight`); every ratio in
+    ``ratios`` then only re-runs the small adjustment net. ``best_ratio`` has the highest mean plain PSNR; ``table`` (indexed by ``ratio``) holds the mean
     ``psnr``, ``psnr_gt_mean`` and ``brightness`` (mean output value) of each.
     """
     ratios = [float(r) for r in ratios]
     if not ratios or len(pairs) == 0:
         raise ValueError("choose_ratio needs at least one ratio and one pair")
-    device, dtype = _model_device(model)
     rows = []
     for index in range(len(pairs)):
         item = pairs[index]
-        low = torch.as_tensor(item["low"])[None].to(device, dtype)
-        high = to_image(torch.as_tensor(item["high"]))
-        with torch.no_grad():
-            reflectance, illumination = model.decomposition(low)
-            restored = model.restoration(reflectance, illumination)
-            for ratio in ratios:
-                output = to_image((restored * model.adjustment(illumination, ratio)).clamp(0, 1)[0].cpu())
-                rows.append({"ratio": ratio, "psnr": metrics.psnr(output, high),
-                             "psnr_gt_mean": metrics.psnr_gt_mean(output, high), "brightness": float(output.mean())})
+        low, high = to_image(torch.as_tensor(item["low"])), to_image(torch.as_tensor(item["high"]))
+        for ratio, output in zip(ratios, relight(model, low, ratios)):
+            rows.append({"ratio": ratio, "psnr": metrics.psnr(output, high),
+                         "psnr_gt_mean": metrics.psnr_gt_mean(output, high), "brightness": float(output.mean())})
     table = pd.DataFrame(rows).groupby("ratio").mean()
     return float(table["psnr"].idxmax()), table
 
@@ -403,12 +398,8 @@ def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | 
         "fixed_ratio": ratio,
         "test_data": test.source,
         "test_protocol": PROTOCOL,
-        "test_psnr": round(float(fixed["psnr"]), 3),
-        "test_ssim": round(float(fixed["ssim"]), 4),
-        "test_psnr_gt_mean": round(float(fixed["psnr_gt_mean"]), 3),
-        "test_ssim_gt_mean": round(float(fixed["ssim_gt_mean"]), 4),
-        "test_psnr_target_ratio": round(float(target["psnr"]), 3),
-        "test_ssim_target_ratio": round(float(target["ssim"]), 4),
+        **card_scores(fixed),
+        **card_scores(target[["psnr", "ssim"]], suffix="_target_ratio"),
         "license": "MIT, like the book's code (trained here; not the authors' weights)",
     }
     return save_weights(model, weights_path, card)

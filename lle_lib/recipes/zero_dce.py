@@ -25,7 +25,7 @@ from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
 from ..weights import PRETRAINED_DIR, load_or_train, save_weights
-from . import hardware_description, training_and_validation
+from . import card_scores, hardware_description, training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -140,10 +140,7 @@ def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str
         "validation_psnr": round(float(checkpoint["best"]), 3),
         "test_data": test.source,
         "test_protocol": PROTOCOL,
-        "test_psnr": round(float(report["psnr"]), 3),
-        "test_ssim": round(float(report["ssim"]), 4),
-        "test_psnr_gt_mean": round(float(report["psnr_gt_mean"]), 3),
-        "test_ssim_gt_mean": round(float(report["ssim_gt_mean"]), 4),
+        **card_scores(report),
         "license": "MIT, like the book's code (trained here; not the authors' CC BY-NC weights)",
     }
     return save_weights(network, weights_path, card)
