@@ -195,6 +195,33 @@ def test_the_illumination_prior_is_the_distance_to_the_brightest_channel():
         (brightest - (brightest - 0.1).clamp(min=0)).mean().item(), abs=1e-6)
 
 
+def test_the_reflectance_prior_is_the_distance_to_the_scaled_chromaticity():
+    from lle_lib.losses.kind import reflectance_prior_loss
+
+    image = torch.tensor([0.4, 0.2, 0.1]).reshape(1, 3, 1, 1).repeat(1, 1, 4, 4)   # chromaticity (1, 0.5, 0.25)
+    target = torch.tensor([0.95, 0.475, 0.2375]).reshape(1, 3, 1, 1).repeat(1, 1, 4, 4)
+    assert reflectance_prior_loss(target, image).item() == pytest.approx(0.0, abs=1e-6)
+    assert reflectance_prior_loss(target + 0.05, image).item() == pytest.approx(0.05, abs=1e-6)
+    assert reflectance_prior_loss(torch.ones_like(image), image, peak=1.0).item() == pytest.approx(
+        (0 + 0.5 + 0.75) / 3, abs=1e-6)
+    black = torch.zeros(1, 3, 4, 4)   # no chromaticity to follow: the target is 0, and nothing divides by 0
+    assert reflectance_prior_loss(torch.full_like(black, 0.3), black).item() == pytest.approx(0.3, abs=1e-6)
+
+
+def test_the_reflectance_warm_start_adds_its_weighted_term():
+    torch.manual_seed(0)
+    low, high = torch.rand(2, 3, 8, 8) * 0.2, torch.rand(2, 3, 8, 8)
+    net = DecompositionNet(4)
+    with torch.no_grad():
+        d_low, d_high = net(low), net(high)
+        plain, _ = L.decomposition_loss(low, high, d_low, d_high)
+        warm, parts = L.decomposition_loss(low, high, d_low, d_high,
+                                           {**L.DECOMPOSITION_WEIGHTS, "reflectance_prior": 3.0})
+    expected = L.reflectance_prior_loss(d_low.reflectance, low) + L.reflectance_prior_loss(d_high.reflectance, high)
+    assert parts["reflectance_prior"].item() == pytest.approx(expected.item(), abs=1e-6)
+    assert (warm - plain).item() == pytest.approx(3.0 * expected.item(), abs=1e-5) and expected.item() > 0
+
+
 def test_kind_layers_are_numpy_images_whose_product_is_the_output():
     from lle_lib.models.kind import kind_layers
 

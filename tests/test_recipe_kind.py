@@ -73,6 +73,8 @@ def test_the_warm_start_fades_linearly_to_zero():
     recipe = tiny(prior_weight=2.0, prior_epochs=4)
     assert [recipe.prior_weight_at(epoch) for epoch in range(1, 7)] == [2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
     assert tiny(prior_weight=2.0, prior_epochs=0).prior_weight_at(1) == 0.0
+    both = tiny(prior_weight=2.0, reflectance_prior_weight=4.0, prior_epochs=4)
+    assert [both.reflectance_prior_weight_at(epoch) for epoch in range(1, 6)] == [4.0, 3.0, 2.0, 1.0, 0.0]
 
 
 class ExactRetinex(torch.nn.Module):
@@ -147,5 +149,7 @@ def test_describe_lists_each_recipe_with_its_stages_and_warm_start():
     assert table.loc["adjustment stage", "shipped"] == "150 ep x 10 of 48\u00b2, lr 0.001"
     assert table.loc["widths (decomposition, restoration, adjustment)", "quick"] == "8, 4, 8"
     assert table.loc["warm start", "quick"] == "none"
-    assert table.loc["warm start", "shipped"] == "weight 1, faded over 10 epochs"
+    assert table.loc["warm start", "shipped"] == "illumination 1, reflectance 1, faded over 15 epochs"
+    only_light = recipes.describe({"a": tiny(prior_weight=0.5, prior_epochs=3)})
+    assert only_light.loc["warm start", "a"] == "illumination 0.5, faded over 3 epochs"
     assert table.loc["training pairs", "quick"] == "48"

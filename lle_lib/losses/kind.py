@@ -113,6 +113,16 @@ def illumination_prior_loss(illumination: torch.Tensor, image: torch.Tensor) -> 
     return (illumination - image.amax(dim=1, keepdim=True)).abs().mean()
 
 
+def reflectance_prior_loss(reflectance: torch.Tensor, image: torch.Tensor, peak: float = 0.95) -> torch.Tensor:
+    """``mean |R - peak * S / max_c S|``: pull the reflectance towards the image's chromaticity, the partner of
+    :func:`illumination_prior_loss` (together they give ``R * I = peak * S``). Not in KinD: a warm start of the book.
+    With the illumination prior alone, short CPU runs learn a grey reflectance (``R`` near 1 in every channel, ``I``
+    the image's luminance), so the product loses the colour. ``peak < 1`` keeps the brightest channel's target off
+    the sigmoid's asymptote at 1 (where the gradient vanishes); ``max_c S`` is floored at 0.01 for black pixels."""
+    chromaticity = image / image.amax(dim=1, keepdim=True).clamp_min(0.01)
+    return (reflectance - peak * chromaticity).abs().mean()
+
+
 def decomposition_loss(low: torch.Tensor, high: torch.Tensor, decomposition_low, decomposition_high,
                        weights: dict[str, float] = DECOMPOSITION_WEIGHTS) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """KinD's first-stage objective on a pair; returns ``(total, parts)``.
@@ -120,7 +130,8 @@ def decomposition_loss(low: torch.Tensor, high: torch.Tensor, decomposition_low,
     ``L = L_rec(low) + L_rec(high) + 0.01 L_rs + 0.2 L_mc + 0.15 (L_is(low) + L_is(high))`` (the weights of
     :data:`DECOMPOSITION_WEIGHTS`). ``decomposition_low``/``_high`` are the :class:`~lle_lib.models.kind.Decomposition`
     of each image. A ``"prior"`` weight adds :func:`illumination_prior_loss` of both images (the book's
-    warm start, not the authors'). ``parts`` holds each term's unweighted value, detached.
+    warm start, not the authors'), and a ``"reflectance_prior"`` weight :func:`reflectance_prior_loss`. ``parts``
+    holds each term's unweighted value, detached.
     """
     r_low, i_low = decomposition_low
     r_high, i_high = decomposition_high
@@ -132,6 +143,8 @@ def decomposition_loss(low: torch.Tensor, high: torch.Tensor, decomposition_low,
     }
     if "prior" in weights:
         parts["prior"] = illumination_prior_loss(i_low, low) + illumination_prior_loss(i_high, high)
+    if "reflectance_prior" in weights:
+        parts["reflectance_prior"] = reflectance_prior_loss(r_low, low) + reflectance_prior_loss(r_high, high)
     total = sum(weights[name] * value for name, value in parts.items())
     return total, {name: value.detach() for name, value in parts.items()}
 
