@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 import torch
 
 from lle_lib import classical, metrics
 from lle_lib.data import darken
-
-
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up: first calls pay for imports and allocations
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def main() -> None:

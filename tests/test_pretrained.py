@@ -97,9 +97,10 @@ def test_load_shipped_retrains_into_the_package_when_asked(tmp_path, monkeypatch
     import shutil
     from dataclasses import replace
 
+    import lle_lib.recipes
     from lle_lib.recipes import zero_dce as recipes
 
-    monkeypatch.setattr(recipes, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(lle_lib.recipes, "PRETRAINED_DIR", tmp_path)
     tiny = replace(recipes.PRESETS["quick"], epochs=1, crop=32, train_items=4, val_items=2)
     monkeypatch.setitem(recipes.SHIPPED, "zero_dce", tiny)
     monkeypatch.delenv("LLE_DATA", raising=False)

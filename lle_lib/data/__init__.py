@@ -9,6 +9,7 @@ Chapters usually need one call::
 Items are dicts ``{"low": (3, H, W), "high": (3, H, W), "name": str}`` of float32 tensors in ``[0, 1]``.
 """
 from .folders import ImagePair, PairedFolderDataset, PairingError, UnpairedFolderDataset, find_pairs  # noqa: F401
+from .ab_format import ABFolderDataset, ABFormatError, join_ab, read_ab, split_ab, write_ab_folder  # noqa: F401
 from .transforms import CenterCrop, PairedCompose, PairedRandomCrop, PairedRandomFlip, PairedRandomRot90  # noqa: F401
 from .lol import (  # noqa: F401
     EVAL15_PIXEL_SHA256,

@@ -24,8 +24,8 @@ from ..evaluate import PROTOCOL, evaluate
 from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
-from ..weights import PRETRAINED_DIR, load_or_train, save_weights
-from . import card_scores, hardware_description, training_and_validation
+from ..weights import save_weights
+from . import card_scores, load_shipped_or_train, single_run_card, training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -125,19 +125,11 @@ def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str
     network.load_state_dict(checkpoint["modules"]["net"])
     test = load_paired("test", data_dir, seed=seed)
     report = evaluate(lambda image: enhance(network, image), test, name=recipe.variant, progress=False).summary
-    last = torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)
     card = {
         "method": "Zero-DCE" if recipe.variant == "zero_dce" else "Zero-DCE++",
         "paper": "Guo et al., CVPR 2020" if recipe.variant == "zero_dce" else "Li, Guo, Loy, TPAMI 2021",
-        "training_data": load_paired("train", data_dir, seed=seed).source + " (low images only: zero-reference)",
-        "selection": f"epoch with the best PSNR on {load_paired('val', data_dir, seed=seed).source}",
-        "recipe": asdict(recipe),
-        "seed": seed,
-        "epochs_trained": last["epoch"],
-        "selected_epoch": checkpoint["epoch"],
-        "wall_time_seconds": round(sum(record["seconds"] for record in last["history"]), 1),
-        "hardware": hardware_description(),
-        "validation_psnr": round(float(checkpoint["best"]), 3),
+        **single_run_card(run_dir, recipe, data_dir=data_dir, seed=seed,
+                          training_data_note=" (low images only: zero-reference)"),
         "test_data": test.source,
         "test_protocol": PROTOCOL,
         **card_scores(report),
@@ -170,16 +162,11 @@ def load_shipped(name: str, *, retrain: bool = False, data_dir=None, device: str
     if name not in SHIPPED:
         raise KeyError(f"no shipped Zero-DCE weights named {name!r}; choose one of {sorted(SHIPPED)}")
     recipe = SHIPPED[name]
-    network = recipe.build_network()
-    path = PRETRAINED_DIR / f"{name}.pt"
-
-    def train_and_export():
-        out_dir = Path(run_dir) if run_dir is not None else config.cache_dir() / "runs" / name
-        make_trainer(recipe, data_dir=data_dir, seed=seed, device=device, out_dir=out_dir).fit()
-        export_weights(out_dir, recipe, path, data_dir=data_dir, seed=seed)
-
-    card = load_or_train(network, path, train_and_export, retrain=retrain)
-    return network.to(config.resolve_device(device)).eval(), card
+    return load_shipped_or_train(
+        recipe.build_network(), name,
+        lambda out_dir: make_trainer(recipe, data_dir=data_dir, seed=seed, device=device, out_dir=out_dir).fit(),
+        lambda out_dir, path: export_weights(out_dir, recipe, path, data_dir=data_dir, seed=seed),
+        retrain=retrain, device=device, run_dir=run_dir)
 
 
 def smoothness_measures(networks: dict[str, torch.nn.Module], pairs) -> "pd.DataFrame":

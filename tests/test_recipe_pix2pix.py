@@ -1,0 +1,137 @@
+"""pix2pix through the shared trainer: alternating updates touch the intended network only, the NaN guard, a tiny
+end-to-end run on synthetic pairs, export with a card."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lle_lib.recipes import pix2pix as recipes
+from lle_lib.train import NonFiniteLossError, TrainConfig, Trainer
+
+TINY = replace(recipes.PRESETS["quick"], generator_width=4, generator_depth=4, discriminator_width=4, crop=32,
+               batch_size=2, epochs=1, train_items=4, val_items=2)
+
+
+def pairs(n=4, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [{"low": (low := torch.rand(3, size, size, generator=generator) * 0.3), "high": (low * 3).clamp(0, 1),
+             "name": str(i)} for i in range(n)]
+
+
+def snapshot(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def changed(module, before):
+    return {name for name, p in module.named_parameters() if not torch.equal(p.detach(), before[name])}
+
+
+def test_one_discriminator_step_and_one_generator_step_change_only_their_own_network():
+    trainer = Trainer(recipes.Pix2PixTask(TINY), pairs(), TrainConfig(epochs=1, batch_size=2, progress=False))
+    generator, discriminator = trainer.unwrap("generator"), trainer.unwrap("discriminator")
+    updates = []
+    original_optimize = trainer.optimize
+
+    def recording_optimize(loss, name):
+        before = {"generator": snapshot(generator), "discriminator": snapshot(discriminator)}
+        original_optimize(loss, name)
+        updates.append((name, changed(generator, before["generator"]),
+                        changed(discriminator, before["discriminator"])))
+
+    trainer.optimize = recording_optimize
+    for module in (generator, discriminator):
+        module.train()
+    batch = torch.utils.data.default_collate(pairs(2))
+    logged = trainer.task.training_step(batch, trainer)
+    assert [name for name, _, _ in updates] == ["discriminator", "generator"]
+    (_, g_changed_by_d, d_changed_by_d), (_, g_changed_by_g, d_changed_by_g) = updates
+    assert not g_changed_by_d and d_changed_by_d == {n for n, _ in discriminator.named_parameters()}
+    assert not d_changed_by_g and g_changed_by_g == {n for n, _ in generator.named_parameters()}
+    assert set(logged) == {"d_loss", "g_loss", "g_adversarial", "l1"}
+
+
+def test_the_generator_loss_weighs_l1_by_lambda_and_the_gan_term_by_its_weight():
+    batch = torch.utils.data.default_collate(pairs(2))
+
+    def first_g_loss(recipe):
+        trainer = Trainer(recipes.Pix2PixTask(recipe), pairs(), TrainConfig(epochs=1, batch_size=2, progress=False))
+        return trainer.task.training_step(batch, trainer)
+
+    plain = first_g_loss(TINY)
+    assert plain["g_loss"].item() == pytest.approx(plain["g_adversarial"].item() + 115 * plain["l1"].item(), rel=1e-5)
+    l1_only = first_g_loss(replace(TINY, adversarial_weight=0.0, l1_weight=10.0))
+    assert l1_only["g_loss"].item() == pytest.approx(10 * l1_only["l1"].item(), rel=1e-5)
+
+
+def test_a_nan_stops_training_and_the_last_good_checkpoint_survives(tmp_path):
+    class Poisoned(recipes.Pix2PixTask):
+        def training_step(self, batch, trainer):
+            if trainer.epoch == 2:
+                batch = {**batch, "high": batch["high"] * float("nan")}
+            return super().training_step(batch, trainer)
+
+    trainer = Trainer(Poisoned(TINY), pairs(), TrainConfig(epochs=3, batch_size=2, out_dir=tmp_path, progress=False))
+    with pytest.raises(NonFiniteLossError, match="generator|discriminator"):
+        trainer.fit()
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in checkpoint["modules"]["generator"].values() if v.is_floating_point())
+    # and training resumes from it once the cause is gone
+    resumed = Trainer(recipes.Pix2PixTask(TINY), pairs(),
+                      TrainConfig(epochs=2, batch_size=2, out_dir=tmp_path, progress=False))
+    history = resumed.fit()
+    assert [record["epoch"] for record in history] == [1, 2]
+
+
+def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    recipe = replace(TINY, epochs=2, train_items=8)
+    trainer = recipes.make_trainer(recipe, out_dir=tmp_path / "run", progress=False)
+    history = trainer.fit()
+    assert len(history) == 2 and all("val/psnr" in record for record in history)
+    assert all(record["train/d_loss"] > 0 for record in history)
+    card = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt")
+    assert card["method"].startswith("pix2pix") and card["epochs_trained"] == 2
+    assert "test_psnr" in card and json.loads((tmp_path / "g.json").read_text())["sha256"] == card["sha256"]
+    state = torch.load(tmp_path / "g.pt", weights_only=True)
+    assert not any(key.startswith("net.") for key in state)          # the generator only, no discriminator
+    generator = recipe.build_generator()
+    generator.load_state_dict(state)
+
+
+def test_unknown_shipped_names_are_refused():
+    with pytest.raises(KeyError, match="pix2pix"):
+        recipes.load_shipped("nope")
+
+
+@pytest.mark.distributed
+def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path):
+    """Two CPU processes (Gloo): each D step and G step is averaged over both, so their networks stay identical."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    environment.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+               str(repo / "tests" / "pix2pix_ddp_worker.py"), str(tmp_path)]
+    result = subprocess.run(command, cwd=repo, env=environment, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [report["world_size"] for report in reports] == [2, 2]
+    assert reports[0]["wrappers"] == {"generator": "DistributedDataParallel", "discriminator": "DistributedDataParallel"}
+    states = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    models = {"generator": TINY.build_generator(), "discriminator": TINY.build_discriminator()}
+    for network, model in models.items():
+        # the weights agree exactly; BatchNorm's running statistics are each process's own after its last forward
+        # pass (DDP copies rank 0's into the others before every forward), and rank 0's are the ones saved
+        for name, _ in model.named_parameters():
+            assert torch.equal(states[0][network][name], states[1][network][name]), (network, name)
+    start = recipes.Pix2PixTask(TINY).modules()["generator"].state_dict()
+    assert any(not torch.equal(start[name], states[0]["generator"][name]) for name in start)
