@@ -106,6 +106,25 @@ def flattest_crop(reference, size: int = 96, *, darkest_in=None) -> tuple[slice,
     return slice(row, row + size), slice(col, col + size)
 
 
+def largest_error_crop(output, target, size: int = 96) -> tuple[slice, slice]:
+    """The ``size`` x ``size`` window where ``output`` is furthest from ``target`` (the largest mean absolute error
+    over the colour channels), for showing a method's worst region. Returns ``(rows, cols)`` slices, like
+    :func:`flattest_crop`; ``size`` is clipped to the image's short side."""
+    import scipy.ndimage
+
+    output, target = to_numpy(output), to_numpy(target)
+    if output.shape != target.shape:
+        raise ValueError(f"output {output.shape} and target {target.shape} differ in size")
+    error = np.abs(output.astype(np.float64) - target).mean(axis=-1)
+    height, width = error.shape
+    size = min(size, height, width)
+    half = size // 2
+    means = scipy.ndimage.uniform_filter(error, size, mode="nearest")[half:height - size + half + 1,
+                                                                       half:width - size + half + 1]
+    row, col = (int(i) for i in np.unravel_index(np.argmax(means), means.shape))
+    return slice(row, row + size), slice(col, col + size)
+
+
 def show_source(*objects):
     """Show the source code of library functions or classes, syntax-highlighted, in a notebook.
 

@@ -13,10 +13,13 @@ from lle_lib.losses import pix2pix as L
 from lle_lib.models.pix2pix import (
     PatchDiscriminator,
     UNetGenerator,
+    discriminator_layers,
     encoder_widths,
     enhance_pix2pix,
+    generator_layers,
     receptive_field,
 )
+from lle_lib.models.summary import layer_shapes
 
 
 def test_the_patch_discriminator_sees_70x70_patches_and_gives_a_30x30_map_for_256x256():
@@ -149,3 +152,36 @@ def test_ab_folders_resize_on_request_and_refuse_mismatched_sizes(tmp_path):
     assert a.shape == b.shape == (8, 8, 3) and a.max() < 0.01 and b.min() > 0.99
     with pytest.raises(FileNotFoundError):
         ABFolderDataset(tmp_path / "empty_or_missing")
+
+
+def test_layer_shapes_trace_the_u_net_down_to_1x1_and_the_skips_double_the_decoder_inputs():
+    generator = UNetGenerator(width=4, depth=8)
+    generator.train()
+    table = layer_shapes(generator, torch.rand(1, 3, 256, 256), layers=generator_layers(generator))
+    widths = encoder_widths(4, 8)
+    for i in range(8):
+        assert table.loc[f"encoders.{i}", "output shape"] == f"{widths[i]} x {256 >> (i + 1)} x {256 >> (i + 1)}"
+    assert table.loc["decoders.0", "receives"] == f"{widths[7]} x 1 x 1"                # no skip at the bottleneck
+    for j in range(1, 8):                                                                # decoder j: 2x its level
+        side = 256 >> (8 - j)
+        assert table.loc[f"decoders.{j}", "receives"] == f"{2 * widths[7 - j]} x {side} x {side}"
+    assert table.loc["decoders.7", "output shape"] == "3 x 256 x 256"
+    assert table["parameters"].sum() == sum(p.numel() for p in generator.parameters())
+    assert generator.training, "layer_shapes must restore the training mode"
+
+
+def test_layer_shapes_of_the_patchgan_end_in_its_30x30_map():
+    discriminator = PatchDiscriminator(width=4)
+    x = torch.rand(1, 3, 256, 256)
+    table = layer_shapes(discriminator, x, x, layers=discriminator_layers(discriminator))
+    assert table["output shape"].iloc[-1] == "1 x 30 x 30" and table["receives"].iloc[0] == "6 x 256 x 256"
+    assert len(table) == 5                                      # C64-C128-C256-C512 and the 1-channel output
+
+
+def test_layer_shapes_refuses_unknown_or_unused_layers():
+    generator = UNetGenerator(width=4, depth=3)
+    with pytest.raises(KeyError, match="encoders.9"):
+        layer_shapes(generator, torch.rand(1, 3, 8, 8), layers=["encoders.9"])
+    generator.spare = torch.nn.Conv2d(3, 3, 1)
+    with pytest.raises(RuntimeError, match="spare"):
+        layer_shapes(generator, torch.rand(1, 3, 8, 8), layers=["encoders.0", "spare"])

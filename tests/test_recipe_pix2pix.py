@@ -96,6 +96,10 @@ def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_pat
     card = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt")
     assert card["method"].startswith("pix2pix") and card["epochs_trained"] == 2
     assert "test_psnr" in card and json.loads((tmp_path / "g.json").read_text())["sha256"] == card["sha256"]
+    # the card keeps the curves of the run, one entry per epoch, matching the trainer's history
+    assert [entry["epoch"] for entry in card["history"]] == [record["epoch"] for record in history]
+    assert card["history"][-1]["val/psnr"] == pytest.approx(history[-1]["val/psnr"], abs=1e-4)
+    assert card["history"][0]["train/d_loss"] == pytest.approx(history[0]["train/d_loss"], abs=1e-4)
     state = torch.load(tmp_path / "g.pt", weights_only=True)
     assert not any(key.startswith("net.") for key in state)          # the generator only, no discriminator
     generator = recipe.build_generator()
@@ -108,21 +112,9 @@ def test_unknown_shipped_names_are_refused():
 
 
 @pytest.mark.distributed
-def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path):
+def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path, torchrun):
     """Two CPU processes (Gloo): each D step and G step is averaged over both, so their networks stay identical."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1",
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
-    environment.pop("WORLD_SIZE", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               str(repo / "tests" / "pix2pix_ddp_worker.py"), str(tmp_path)]
-    result = subprocess.run(command, cwd=repo, env=environment, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    torchrun("pix2pix_ddp_worker.py", tmp_path, timeout=180)
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["world_size"] for report in reports] == [2, 2]
     assert reports[0]["wrappers"] == {"generator": "DistributedDataParallel", "discriminator": "DistributedDataParallel"}

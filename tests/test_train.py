@@ -5,9 +5,6 @@ The task and dataset live in ddp_worker.py, which the distributed test also runs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +15,6 @@ from torch import nn
 from ddp_worker import BATCH_PER_PROCESS, EPOCHS, TRAIN_ITEMS, VAL_ITEMS, BrightenPairs, BrightenTask, tiny_net
 from lle_lib.images import read_image
 from lle_lib.train import NonFiniteLossError, Task, TrainConfig, Trainer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -311,20 +306,14 @@ def test_amp_true_without_cuda_is_refused():
 
 
 @pytest.mark.distributed
-def test_ddp_on_two_cpu_processes_equals_one_process_with_double_batch(tmp_path):
+def test_ddp_on_two_cpu_processes_equals_one_process_with_double_batch(tmp_path, torchrun):
     """torchrun, 2 processes x batch 4 (Gloo) == 1 process x batch 8: the same items per step, the same gradients.
 
     DistributedSampler deals out one shuffled permutation, so the two processes' batches of step k together are
     the single process's batch k; the L1 loss is a mean over equal-sized halves, so DDP's average of the two
     gradients equals the single process's gradient, up to float rounding.
     """
-    environment = {**os.environ, "OMP_NUM_THREADS": "1",
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    environment.pop("WORLD_SIZE", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               str(REPO / "tests" / "ddp_worker.py"), str(tmp_path)]
-    result = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    torchrun("ddp_worker.py", tmp_path, timeout=120)
 
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["world_size"] for report in reports] == [2, 2]

@@ -87,3 +87,16 @@ def test_live_sliders_call_the_function_with_the_current_values_when_moved():
     assert isinstance(box.children[-1], widgets.Output)
     with pytest.raises(ValueError, match="at least one slider"):
         viz.live_sliders(print)
+
+
+def test_largest_error_crop_finds_the_wrong_patch():
+    target = np.full((120, 160, 3), 0.5)
+    output = target.copy()
+    output[70:94, 100:124] = 0.9                       # a 24x24 mistake
+    output[10:14, 10:14] = 0.0                          # a smaller one elsewhere
+    rows, cols = viz.largest_error_crop(output, target, 24)
+    assert (rows, cols) == (slice(70, 94), slice(100, 124))
+    rows, cols = viz.largest_error_crop(output, target, 500)       # clipped to the short side
+    assert rows.stop - rows.start == 120 and cols.start <= 100 and cols.stop >= 124
+    with pytest.raises(ValueError, match="differ"):
+        viz.largest_error_crop(output, target[:60], 24)

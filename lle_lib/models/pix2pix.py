@@ -153,6 +153,18 @@ def receptive_field(module: nn.Module) -> int:
     return field
 
 
+def generator_layers(generator: UNetGenerator) -> list[str]:
+    """The names of the generator's encoder and decoder layers in forward order, for
+    :func:`lle_lib.models.summary.layer_shapes`."""
+    return ([f"encoders.{i}" for i in range(generator.depth)] + [f"decoders.{j}" for j in range(generator.depth)])
+
+
+def discriminator_layers(discriminator: PatchDiscriminator) -> list[str]:
+    """The names of the discriminator's convolutions in forward order, for
+    :func:`lle_lib.models.summary.layer_shapes`."""
+    return [f"net.{i}" for i, layer in enumerate(discriminator.net) if isinstance(layer, nn.Conv2d)]
+
+
 def enhance_pix2pix(generator: UNetGenerator, image: np.ndarray) -> np.ndarray:
     """Enhance one ``(H, W, 3)`` image in [0, 1] of any size (padded inside, cropped back); eval mode, no
     gradients (BatchNorm uses its running statistics and dropout is off)."""

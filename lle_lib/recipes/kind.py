@@ -122,7 +122,7 @@ SHIPPED = {
     "kind": KinDRecipe(restoration_width=16,
                        decomposition=StageSettings(epochs=30, batch_size=10, patch=48, learning_rate=3e-3, val_every=5),
                        adjustment=StageSettings(epochs=150, batch_size=10, patch=48, learning_rate=1e-3, val_every=30),
-                       restoration=StageSettings(epochs=25, batch_size=4, patch=96, learning_rate=5e-4, val_every=5),
+                       restoration=StageSettings(epochs=60, batch_size=4, patch=96, learning_rate=5e-4, val_every=5),
                        prior_weight=1.0, prior_epochs=15, reflectance_prior_weight=1.0),
 }
 
