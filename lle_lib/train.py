@@ -135,6 +135,10 @@ class Task:
         """Compute the losses of one batch, call ``trainer.optimize(loss, name)``, return the values to log."""
         raise NotImplementedError
 
+    def before_validation(self, trainer: Trainer) -> None:
+        """Called before each validation (in training mode, gradients on); e.g. re-estimate BatchNorm statistics
+        with :func:`recalibrate_batchnorm`. The default does nothing."""
+
     def validation_step(self, batch, trainer: Trainer) -> dict[str, float | torch.Tensor]:
         """Metrics of one validation batch: a batch mean (a number) or one value per item (a 1-D tensor).
 
@@ -145,6 +149,61 @@ class Task:
     def samples(self, batch, trainer: Trainer) -> dict[str, torch.Tensor]:
         """Images (N, 3, H, W) in [0, 1] to look at during training, by name, e.g. ``{"output": net(low)}``."""
         return {}
+
+
+def linear_decay(epochs: int, decay_epochs: int):
+    """The learning-rate factor of the pix2pix code (Isola et al. 2017): constant for ``epochs - decay_epochs``
+    epochs, then falling linearly towards zero over the last ``decay_epochs``; for epoch ``k = 1, 2, ...``
+
+        factor(k) = 1 - max(0, k - (epochs - decay_epochs)) / (decay_epochs + 1)
+
+    Returns a function of the scheduler's count of finished epochs (``k - 1``), for
+    ``torch.optim.lr_scheduler.LambdaLR``.
+    """
+    if not 0 <= decay_epochs <= epochs:
+        raise ValueError(f"decay_epochs must be between 0 and epochs ({epochs}), not {decay_epochs}")
+    constant = epochs - decay_epochs
+    return lambda finished: 1.0 - max(0, finished + 1 - constant) / (decay_epochs + 1)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(module: nn.Module, inputs) -> int:
+    """Re-estimate the running mean and variance of every BatchNorm layer of ``module`` from ``inputs`` (an
+    iterable of input tensors), as exact averages over all of them instead of the exponential average of training.
+
+    During training, BatchNorm keeps ``running = (1 - m) running + m batch`` (``m = 0.1``): a memory of the last
+    few dozen batches, taken while the weights were still moving. A GAN moves them a lot, and in eval mode the
+    network then normalises with statistics of networks it no longer is. Re-running the current network over
+    training inputs with ``momentum=None`` (a cumulative average) gives the statistics of the weights as they
+    are ("precise BatchNorm"; Wu and Johnson 2021, like ``torch.optim.swa_utils.update_bn``). Under
+    DistributedDataParallel the processes' estimates are averaged. Weights are not touched; the module's
+    training flag and the layers' momenta are restored. Returns the number of inputs used.
+    """
+    layers = [layer for layer in module.modules() if isinstance(layer, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    was_training, momenta = module.training, [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None
+    module.train()
+    count = 0
+    try:
+        for batch in inputs:
+            module(batch)
+            count += 1
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        module.train(was_training)
+    if count == 0:
+        raise ValueError("recalibrate_batchnorm needs at least one input batch")
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for layer in layers:
+            for buffer in (layer.running_mean, layer.running_var):
+                dist.all_reduce(buffer)
+                buffer /= dist.get_world_size()
+    return count
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -426,6 +485,7 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         """Exact means of the task's validation values over the whole validation set (all processes)."""
+        self.task.before_validation(self)
         sums, counts = defaultdict(float), defaultdict(int)
         with self._evaluating():
             for batch in tqdm(self.val_loader, desc="validation", leave=False, disable=not self.show_progress):

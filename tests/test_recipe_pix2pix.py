@@ -2,6 +2,7 @@
 end-to-end run on synthetic pairs, export with a card."""
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -9,10 +10,10 @@ import pytest
 import torch
 
 from lle_lib.recipes import pix2pix as recipes
-from lle_lib.train import NonFiniteLossError, TrainConfig, Trainer
+from lle_lib.train import NonFiniteLossError, TrainConfig, Trainer, recalibrate_batchnorm
 
 TINY = replace(recipes.PRESETS["quick"], generator_width=4, generator_depth=4, discriminator_width=4, crop=32,
-               batch_size=2, epochs=1, train_items=4, val_items=2)
+               batch_size=2, epochs=1, decay_epochs=0, train_items=4, val_items=2)
 
 
 def pairs(n=4, size=32, seed=0):
@@ -106,6 +107,47 @@ def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_pat
     generator.load_state_dict(state)
 
 
+def batchnorm_statistics(module):
+    return {name: buffer.clone() for name, buffer in module.named_buffers() if "running" in name}
+
+
+@pytest.mark.parametrize("precise", [True, False])
+def test_precise_batchnorm_recomputes_the_statistics_of_the_final_weights_before_validation(precise):
+    data = pairs(6)
+    recipe = replace(TINY, precise_batchnorm=precise)
+    trainer = Trainer(recipes.Pix2PixTask(recipe), data, TrainConfig(epochs=1, batch_size=2, shuffle=False,
+                                                                      progress=False), val_dataset=data[:2])
+    trainer.fit()
+    generator = trainer.unwrap("generator")
+    kept = batchnorm_statistics(generator)
+    # the same weights, their statistics measured afresh over all training inputs, in the same batches (in
+    # training mode each layer normalises by its batch, so the later layers' statistics depend on the grouping)
+    reference = copy.deepcopy(generator)
+    recalibrate_batchnorm(reference, [torch.stack([item["low"] for item in data[i:i + 2]]) for i in (0, 2, 4)])
+    expected = batchnorm_statistics(reference)
+    matches = [torch.allclose(kept[name], expected[name], rtol=1e-4, atol=1e-6) for name in kept]
+    assert all(matches) if precise else not any(matches)
+
+
+def test_the_learning_rates_of_both_networks_decay_linearly_over_the_last_epochs():
+    recipe = replace(TINY, epochs=4, decay_epochs=2)
+    trainer = Trainer(recipes.Pix2PixTask(recipe), pairs(), TrainConfig(epochs=3, batch_size=2, progress=False))
+    seen = []
+    step = trainer.task.training_step
+
+    def recording_step(batch, trainer_):
+        seen.append({name: optimizer.param_groups[0]["lr"] for name, optimizer in trainer_.optimizers.items()})
+        return step(batch, trainer_)
+
+    trainer.task.training_step = recording_step
+    trainer.fit()
+    # 2 steps per epoch; epochs 1 and 2 at the base rates, epoch 3 at 1 - 1/3 of them
+    for epoch, factor in ((0, 1.0), (1, 1.0), (2, 2 / 3)):
+        for at_step in seen[2 * epoch:2 * epoch + 2]:
+            assert at_step["generator"] == pytest.approx(recipe.generator_lr * factor)
+            assert at_step["discriminator"] == pytest.approx(recipe.discriminator_lr * factor)
+
+
 def test_unknown_shipped_names_are_refused():
     with pytest.raises(KeyError, match="pix2pix"):
         recipes.load_shipped("nope")
@@ -121,9 +163,13 @@ def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path, torchr
     states = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     models = {"generator": TINY.build_generator(), "discriminator": TINY.build_discriminator()}
     for network, model in models.items():
-        # the weights agree exactly; BatchNorm's running statistics are each process's own after its last forward
-        # pass (DDP copies rank 0's into the others before every forward), and rank 0's are the ones saved
+        # the weights agree exactly
         for name, _ in model.named_parameters():
             assert torch.equal(states[0][network][name], states[1][network][name]), (network, name)
+    # the generator's BatchNorm statistics were re-estimated on each process's share of the training crops before
+    # the last validation (precise_batchnorm) and then averaged over the processes: they agree too
+    assert TINY.precise_batchnorm
+    for name in batchnorm_statistics(models["generator"]):
+        assert torch.equal(states[0]["generator"][name], states[1]["generator"][name]), name
     start = recipes.Pix2PixTask(TINY).modules()["generator"].state_dict()
     assert any(not torch.equal(start[name], states[0]["generator"][name]) for name in start)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ddp_worker import BATCH_PER_PROCESS, EPOCHS, TRAIN_ITEMS, VAL_ITEMS, BrightenPairs, BrightenTask, tiny_net
 from lle_lib.images import read_image
-from lle_lib.train import NonFiniteLossError, Task, TrainConfig, Trainer
+from lle_lib.train import NonFiniteLossError, Task, TrainConfig, Trainer, linear_decay, recalibrate_batchnorm
 
 
 @pytest.fixture(autouse=True)
@@ -333,3 +333,39 @@ def test_ddp_on_two_cpu_processes_equals_one_process_with_double_batch(tmp_path,
     for distributed, alone in zip(reports[0]["history"], history):
         for key in ("train/loss", "val/l1", "val/psnr"):  # validation split 4 + 3 over the processes, still exact
             assert distributed[key] == pytest.approx(alone[key], abs=1e-5), key
+
+
+def test_linear_decay_is_constant_then_falls_by_equal_steps():
+    # 6 epochs, the last 3 decaying: factors 1, 1, 1, then 1 - 1/4, 1 - 2/4, 1 - 3/4 (never reaching 0 while training)
+    factor = linear_decay(6, 3)
+    assert [factor(finished) for finished in range(6)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert [linear_decay(2, 0)(finished) for finished in range(2)] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="decay_epochs"):
+        linear_decay(2, 3)
+
+
+def test_recalibrated_batchnorm_holds_the_exact_statistics_of_the_inputs():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([1.0, -2.0]).view(2, 1, 1, 1))
+        net[1].running_mean.fill_(5.0)                   # stale statistics from "earlier weights"
+        net[1].running_var.fill_(9.0)
+    weights = parameters(net)
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.rand(4, 1, 3, 3, generator=generator) + shift for shift in (0.0, 1.0, 2.0)]
+    net.eval()
+    assert recalibrate_batchnorm(net, batches) == 3
+    # channel 0 sees x, channel 1 sees -2x: the mean of the three batch means, and of their unbiased variances
+    mean = torch.stack([batch.mean() for batch in batches]).mean()
+    variance = torch.stack([batch.var() for batch in batches]).mean()
+    assert torch.allclose(net[1].running_mean, torch.stack([mean, -2 * mean]), atol=1e-6)
+    assert torch.allclose(net[1].running_var, torch.stack([variance, 4 * variance]), atol=1e-6)
+    assert not net.training and net[1].momentum == 0.1            # mode and momentum restored
+    after = parameters(net)
+    assert all(torch.equal(after[name], weights[name]) for name in ("0.weight", "1.weight", "1.bias"))
+
+
+def test_recalibrating_needs_inputs_and_skips_networks_without_batchnorm():
+    with pytest.raises(ValueError, match="at least one"):
+        recalibrate_batchnorm(nn.BatchNorm2d(2), [])
+    assert recalibrate_batchnorm(nn.Conv2d(1, 1, 1), [torch.zeros(1, 1, 2, 2)]) == 0
