@@ -41,9 +41,10 @@ def test_the_generator_widths_follow_the_paper():
     assert 54.0e6 < sum(p.numel() for p in generator.parameters()) < 54.8e6   # the paper's 54.4 M
 
 
+@pytest.mark.parametrize("upsampling", ["transposed", "resize"])
 @pytest.mark.parametrize("height, width", [(256, 256), (37, 53), (300, 200), (5, 9)])
-def test_the_generator_keeps_any_size_and_the_range(height, width):
-    generator = UNetGenerator(width=4, depth=6).eval()
+def test_the_generator_keeps_any_size_and_the_range(height, width, upsampling):
+    generator = UNetGenerator(width=4, depth=6, upsampling=upsampling).eval()
     with torch.no_grad():
         out = generator(torch.rand(1, 3, height, width))
     assert out.shape == (1, 3, height, width)
@@ -71,6 +72,20 @@ def test_the_skip_connections_join_encoder_i_with_decoder_n_minus_i():
 def test_enhance_pix2pix_takes_and_returns_numpy_images_of_odd_size():
     out = enhance_pix2pix(UNetGenerator(width=4, depth=4), np.random.default_rng(0).random((21, 34, 3)))
     assert out.shape == (21, 34, 3) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_resize_upsampling_has_no_transposed_convolutions_and_the_same_u_net_shapes():
+    transposed, resized = UNetGenerator(width=4, depth=5), UNetGenerator(width=4, depth=5, upsampling="resize")
+    assert not any(isinstance(layer, torch.nn.ConvTranspose2d) for layer in resized.modules())
+    assert sum(isinstance(layer, torch.nn.Upsample) for layer in resized.modules()) == 5
+    x = torch.rand(1, 3, 64, 64)
+    for a, b in zip(transposed.decoders, resized.decoders):
+        assert [m.out_channels for m in a if isinstance(m, torch.nn.ConvTranspose2d)] == \
+               [m.out_channels for m in b if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        assert resized.eval()(x).shape == transposed.eval()(x).shape
+    with pytest.raises(ValueError, match="upsampling"):
+        UNetGenerator(width=4, depth=5, upsampling="bicubic")
 
 
 def test_bad_sizes_are_refused():

@@ -51,10 +51,18 @@ class UNetGenerator(nn.Module):
     previous decoder's output concatenated with encoder layer ``depth - j`` (the skip connection). The outermost
     decoder maps to 3 channels with ``tanh``. Inputs of any size are padded (reflection) to a multiple of
     ``2^depth`` and the output cropped back.
+
+    ``upsampling="resize"`` replaces each transposed convolution by nearest-neighbour upsampling and a 3x3
+    convolution. Transposed convolutions easily learn "checkerboard" artefacts, a pattern with the period of
+    their stride, even when the kernel (4) is a multiple of the stride (Odena, Dumoulin and Olah 2016);
+    resizing first gives every output pixel the same treatment.
     """
 
-    def __init__(self, width: int = 64, depth: int = 8, dropout: float = 0.5):
+    def __init__(self, width: int = 64, depth: int = 8, dropout: float = 0.5, upsampling: str = "transposed"):
         super().__init__()
+        if upsampling not in ("transposed", "resize"):
+            raise ValueError(f"upsampling must be 'transposed' or 'resize', not {upsampling!r}")
+        self.upsampling = upsampling
         self.width, self.depth = _check_positive(width, "width"), _check_positive(depth, "depth")
         if depth < 2:
             raise ValueError(f"depth must be at least 2, not {depth}")
@@ -73,8 +81,12 @@ class UNetGenerator(nn.Module):
             in_channels = widths[level] if j == 0 else 2 * widths[level]
             outermost = level == 0
             out_channels = 3 if outermost else widths[level - 1]
-            layers = [nn.ReLU(), nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1,
-                                                    bias=outermost)]
+            if upsampling == "transposed":
+                layers = [nn.ReLU(), nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1,
+                                                        bias=outermost)]
+            else:
+                layers = [nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"),
+                          nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=outermost)]
             if outermost:
                 layers.append(nn.Tanh())
             else:

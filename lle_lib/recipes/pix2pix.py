@@ -47,6 +47,7 @@ class Pix2PixRecipe:
     generator_depth: int = 8
     discriminator_width: int = 64
     discriminator_layers: int = 3
+    generator_upsampling: str = "transposed"
     epochs: int = 150
     batch_size: int = 1
     crop: int = 256
@@ -63,7 +64,7 @@ class Pix2PixRecipe:
     val_items: int | None = None
 
     def build_generator(self) -> UNetGenerator:
-        return UNetGenerator(self.generator_width, self.generator_depth)
+        return UNetGenerator(self.generator_width, self.generator_depth, upsampling=self.generator_upsampling)
 
     def build_discriminator(self) -> PatchDiscriminator:
         return PatchDiscriminator(self.discriminator_width, self.discriminator_layers)
@@ -216,6 +217,8 @@ def main(argv=None) -> None:
     parser.add_argument("--generator-width", type=int, help="override the generator's width")
     parser.add_argument("--l1-weight", type=float, help="override lambda, the weight of the L1 term")
     parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
+    parser.add_argument("--generator-upsampling", choices=("transposed", "resize"),
+                        help="override how the generator's decoder upsamples")
     parser.add_argument("--decay-epochs", type=int, help="override the number of final epochs of linear LR decay")
     parser.add_argument("--precise-batchnorm", action=argparse.BooleanOptionalAction, default=None,
                         help="re-estimate the generator's BatchNorm statistics before each validation")
@@ -227,7 +230,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     recipe = PRESETS.get(args.preset) or SHIPPED[args.preset]
     overrides = {"epochs": args.epochs, "generator_width": args.generator_width, "l1_weight": args.l1_weight,
-                 "batch_size": args.batch_size, "decay_epochs": args.decay_epochs,
+                 "batch_size": args.batch_size,
+                 "generator_upsampling": args.generator_upsampling, "decay_epochs": args.decay_epochs,
                  "precise_batchnorm": args.precise_batchnorm}
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     make_trainer(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out).fit()
