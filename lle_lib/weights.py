@@ -151,3 +151,14 @@ def pretrained_path(name: str) -> Path:
         shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
         raise WeightsError(f"No shipped weights named {name!r}; the book ships: {', '.join(shipped) or 'none yet'}.")
     return path
+
+
+def run_record(name: str) -> dict:
+    """The card of a training run that the book reports but whose weights it does not ship (an experiment a
+    chapter measures against the shipped recipe), e.g. ``run_record("pix2pix_ema60")``: the same fields as a
+    weight card (recipe, wall time, per-epoch curves, test scores), kept in ``pretrained/runs/``."""
+    path = PRETRAINED_DIR / "runs" / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
+        raise WeightsError(f"No run record named {name!r}; the book keeps: {', '.join(known) or 'none'}.")
+    return json.loads(path.read_text())

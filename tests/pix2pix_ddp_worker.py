@@ -15,7 +15,8 @@ import torch
 from lle_lib.recipes import pix2pix as recipes
 from lle_lib.train import TrainConfig, Trainer
 
-TINY = replace(recipes.PRESETS["quick"], generator_width=4, generator_depth=4, discriminator_width=4, crop=32)
+TINY = replace(recipes.PRESETS["quick"], generator_width=4, generator_depth=4, discriminator_width=4, crop=32,
+               ema_decay=0.9)
 
 
 def tiny_pairs(n: int = 8) -> list[dict]:
@@ -34,7 +35,7 @@ if __name__ == "__main__":
                                                                    device="cpu"), val_dataset=data[:4])
     wrappers = {name: type(module).__name__ for name, module in trainer.modules.items()}
     history = trainer.fit()
-    torch.save({name: trainer.unwrap(name).state_dict() for name in ("generator", "discriminator")},
+    torch.save({name: trainer.unwrap(name).state_dict() for name in ("generator", "discriminator", "generator_ema")},
                out / f"rank{trainer.rank}.pt")
     (out / f"rank{trainer.rank}.json").write_text(json.dumps({"history": history, "wrappers": wrappers,
                                                               "world_size": trainer.world_size}))

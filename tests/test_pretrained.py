@@ -11,7 +11,7 @@ from lle_lib.models.pix2pix import UNetGenerator, enhance_pix2pix
 from lle_lib.recipes import kind as kind_recipes
 from lle_lib.recipes import pix2pix as pix2pix_recipes
 from lle_lib.recipes import zero_dce as zero_dce_recipes
-from lle_lib.weights import PRETRAINED_DIR, load_weights, pretrained_path
+from lle_lib.weights import PRETRAINED_DIR, WeightsError, load_weights, pretrained_path, run_record
 
 SHIPPED = sorted(PRETRAINED_DIR.glob("*.pt"))
 ARCHITECTURES = {"Zero-DCE": DCENet, "Zero-DCE++": DCENetPP}
@@ -135,3 +135,28 @@ def test_the_shipped_kind_brightens_monotonically_with_the_light_level():
     brightness = [float(enhance_kind(model, dark, ratio).mean()) for ratio in (1, 2, 3, 5, 8, 12)]
     assert all(b < a for b, a in zip(brightness, brightness[1:])), brightness
     assert brightness[0] < float(dark.mean()) * 2 < brightness[-1]
+
+
+RUN_RECORDS = sorted(path.stem for path in (PRETRAINED_DIR / "runs").glob("*.json"))
+
+
+def test_the_book_keeps_the_records_that_chapter_5_reports():
+    assert {"pix2pix_first56", "pix2pix_60", "pix2pix_ema60"} <= set(RUN_RECORDS)
+    with pytest.raises(WeightsError, match="pix2pix_ema60"):
+        run_record("nope")
+
+
+@pytest.mark.parametrize("name", RUN_RECORDS)
+def test_run_records_are_consistent_with_their_own_curves(name):
+    """A run record (an experiment the book reports without shipping its weights) selected its epoch by validation:
+    the selected epoch and its PSNR are the maximum of its own validation curve, and its recipe is a real one."""
+    record = run_record(name)
+    validated = [entry for entry in record["history"] if "val/psnr" in entry]
+    best = max(validated, key=lambda entry: entry["val/psnr"])
+    assert record["selected_epoch"] == best["epoch"]
+    assert record["validation_psnr"] == pytest.approx(best["val/psnr"], abs=1e-3)
+    assert record["epochs_trained"] == record["history"][-1]["epoch"] == record["recipe"]["epochs"]
+    recipe = pix2pix_recipes.Pix2PixRecipe(**{**record["recipe"], "betas": tuple(record["recipe"]["betas"])})
+    if recipe.ema_decay is not None:                  # a weight average is scored next to the current weights
+        assert all("val/psnr_raw" in entry for entry in validated)
+    assert "sha256" not in record                     # no weights behind it

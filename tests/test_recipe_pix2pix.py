@@ -148,6 +148,51 @@ def test_the_learning_rates_of_both_networks_decay_linearly_over_the_last_epochs
             assert at_step["discriminator"] == pytest.approx(recipe.discriminator_lr * factor)
 
 
+def test_the_weight_average_follows_every_generator_step_and_is_what_validation_scores_and_export_ships(tmp_path):
+    data = pairs(6)
+    recipe = replace(TINY, ema_decay=0.5)
+    trainer = Trainer(recipes.Pix2PixTask(recipe), data, TrainConfig(epochs=1, batch_size=2, shuffle=False,
+                                                                      progress=False, out_dir=tmp_path / "run",
+                                                                      monitor="val/psnr"), val_dataset=data[:2])
+    assert set(trainer.optimizers) == {"generator", "discriminator"}       # the average has no optimizer
+    generator, average = trainer.unwrap("generator"), trainer.unwrap("generator_ema")
+    start = snapshot(generator)
+    assert snapshot(average).keys() == start.keys()
+    iterates = []
+    step = trainer.task.training_step
+
+    def recording_step(batch, trainer_):
+        values = step(batch, trainer_)
+        iterates.append(snapshot(generator))
+        return values
+
+    trainer.task.training_step = recording_step
+    history = trainer.fit()
+    # three steps with decay 1/2: avg = start/8 + w1/8 + w2/4 + w3/2
+    assert len(iterates) == 3
+    for name, value in snapshot(average).items():
+        expected = start[name] / 8 + iterates[0][name] / 8 + iterates[1][name] / 4 + iterates[2][name] / 2
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    assert not any(p.requires_grad for p in average.parameters())
+    # validation scores both; the monitored value is the average's, and the export ships the average
+    assert {"val/psnr", "val/psnr_raw", "val/ssim", "val/ssim_raw"} <= set(history[-1])
+    assert history[-1]["val/psnr"] != history[-1]["val/psnr_raw"]
+    recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt")
+    shipped = torch.load(tmp_path / "g.pt", weights_only=True)
+    for name, value in average.state_dict().items():
+        assert torch.equal(shipped[name], value), name
+
+
+def test_a_weight_average_with_decay_zero_is_the_generator_itself():
+    data = pairs(4)
+    trainer = Trainer(recipes.Pix2PixTask(replace(TINY, ema_decay=0.0)), data,
+                      TrainConfig(epochs=1, batch_size=2, shuffle=False, progress=False), val_dataset=data[:2])
+    record = trainer.fit()[-1]
+    for name, value in trainer.unwrap("generator").state_dict().items():
+        assert torch.equal(trainer.unwrap("generator_ema").state_dict()[name], value), name
+    assert record["val/psnr"] == pytest.approx(record["val/psnr_raw"], abs=1e-6)
+
+
 def test_unknown_shipped_names_are_refused():
     with pytest.raises(KeyError, match="pix2pix"):
         recipes.load_shipped("nope")
@@ -159,7 +204,8 @@ def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path, torchr
     torchrun("pix2pix_ddp_worker.py", tmp_path, timeout=180)
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["world_size"] for report in reports] == [2, 2]
-    assert reports[0]["wrappers"] == {"generator": "DistributedDataParallel", "discriminator": "DistributedDataParallel"}
+    assert reports[0]["wrappers"] == {"generator": "DistributedDataParallel", "discriminator": "DistributedDataParallel",
+                                      "generator_ema": "UNetGenerator"}
     states = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     models = {"generator": TINY.build_generator(), "discriminator": TINY.build_discriminator()}
     for network, model in models.items():
@@ -171,5 +217,9 @@ def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path, torchr
     assert TINY.precise_batchnorm
     for name in batchnorm_statistics(models["generator"]):
         assert torch.equal(states[0]["generator"][name], states[1]["generator"][name]), name
+    # the weight average is computed by each process from identical weights: it agrees without communication
+    for name, value in states[0]["generator_ema"].items():
+        assert torch.equal(value, states[1]["generator_ema"][name]), name
+    assert any(not torch.equal(value, states[0]["generator"][name]) for name, value in states[0]["generator_ema"].items())
     start = recipes.Pix2PixTask(TINY).modules()["generator"].state_dict()
     assert any(not torch.equal(start[name], states[0]["generator"][name]) for name in start)

@@ -14,7 +14,8 @@ from torch import nn
 
 from ddp_worker import BATCH_PER_PROCESS, EPOCHS, TRAIN_ITEMS, VAL_ITEMS, BrightenPairs, BrightenTask, tiny_net
 from lle_lib.images import read_image
-from lle_lib.train import NonFiniteLossError, Task, TrainConfig, Trainer, linear_decay, recalibrate_batchnorm
+from lle_lib.train import (NonFiniteLossError, Task, TrainConfig, Trainer, linear_decay, recalibrate_batchnorm,
+                           update_ema)
 
 
 @pytest.fixture(autouse=True)
@@ -369,3 +370,24 @@ def test_recalibrating_needs_inputs_and_skips_networks_without_batchnorm():
     with pytest.raises(ValueError, match="at least one"):
         recalibrate_batchnorm(nn.BatchNorm2d(2), [])
     assert recalibrate_batchnorm(nn.Conv2d(1, 1, 1), [torch.zeros(1, 1, 2, 2)]) == 0
+
+
+def test_a_moving_average_step_mixes_the_weights_by_the_decay_and_copies_the_buffers():
+    average, current = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        average.weight.copy_(torch.tensor([1.0, 2.0])); average.bias.copy_(torch.tensor([0.0, 0.0]))
+        current.weight.copy_(torch.tensor([3.0, -2.0])); current.bias.copy_(torch.tensor([10.0, 1.0]))
+        current.running_mean.copy_(torch.tensor([7.0, 8.0]))
+    update_ema(average, current, decay=0.75)
+    # 0.75 * kept + 0.25 * current
+    assert torch.allclose(average.weight, torch.tensor([1.5, 1.0]))
+    assert torch.allclose(average.bias, torch.tensor([2.5, 0.25]))
+    assert torch.equal(average.running_mean, torch.tensor([7.0, 8.0]))          # buffers copied, not averaged
+    assert torch.equal(current.weight, torch.tensor([3.0, -2.0]))               # the model itself is untouched
+    update_ema(average, current, decay=0.0)                                     # decay 0: a plain copy
+    assert torch.equal(average.weight, current.weight) and torch.equal(average.bias, current.bias)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="decay"):
+            update_ema(average, current, decay=bad)
+    with pytest.raises(ValueError, match="same architecture"):
+        update_ema(average, nn.Linear(2, 2), decay=0.5)                          # another architecture
