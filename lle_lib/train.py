@@ -215,22 +215,21 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
     after every optimizer step of ``model`` ("Polyak" averaging of the iterates). With ``decay = 0.998`` the
     average remembers about ``1 / (1 - decay) = 500`` steps. A GAN's generator keeps oscillating around a good
     solution as the game goes on; the average sits nearer the middle of the oscillation, and usually scores better
-    than any single iterate (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training").
+    than the iterates themselves (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training").
     Buffers (BatchNorm's running statistics) are copied, not averaged: an average of weights needs statistics of
     its own, which :func:`recalibrate_batchnorm` measures. Under DistributedDataParallel every process holds the
     same weights after each step, so every process computes the same average without communicating.
     """
     if not 0 <= decay < 1:
         raise ValueError(f"decay must be in [0, 1), not {decay}")
-    pairs = list(zip(average.parameters(), model.parameters())), list(zip(average.buffers(), model.buffers()))
-    counts = (len(list(average.parameters())), len(list(model.parameters())))
-    if counts[0] != counts[1] or any(kept.shape != current.shape for group in pairs for kept, current in group):
+    kept, current = list(average.parameters()), list(model.parameters())
+    if len(kept) != len(current) or any(a.shape != b.shape for a, b in zip(kept, current)):
         raise ValueError(f"update_ema needs two networks of the same architecture; got {type(average).__name__} "
                          f"and {type(model).__name__} with different parameter shapes")
-    for kept, current in pairs[0]:
-        kept.lerp_(current.detach(), 1 - decay)
-    for kept, current in pairs[1]:
-        kept.copy_(current)
+    for average_parameter, parameter in zip(kept, current):
+        average_parameter.lerp_(parameter.detach(), 1 - decay)
+    for average_buffer, buffer in zip(average.buffers(), model.buffers()):
+        average_buffer.copy_(buffer)
 
 
 # --------------------------------------------------------------------------------------------------------------
