@@ -144,21 +144,22 @@ def load_or_train(module: nn.Module, weights_path: str | os.PathLike, train_fn: 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
+def _named_file(folder: Path, name: str, suffix: str, what: str, listing: str) -> Path:
+    """``folder/<name><suffix>``, or a WeightsError that lists the names the folder does hold."""
+    path = folder / f"{name}{suffix}"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob(f"*{suffix}")) if folder.is_dir() else []
+        raise WeightsError(f"No {what} named {name!r}; {listing}: {', '.join(known) or 'none yet'}.")
+    return path
+
+
 def pretrained_path(name: str) -> Path:
     """The path of a shipped weight file, e.g. ``pretrained_path("zero_dce")``; clear error listing what exists."""
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
-        raise WeightsError(f"No shipped weights named {name!r}; the book ships: {', '.join(shipped) or 'none yet'}.")
-    return path
+    return _named_file(PRETRAINED_DIR, name, ".pt", "shipped weights", "the book ships")
 
 
 def run_record(name: str) -> dict:
     """The card of a training run that the book reports but whose weights it does not ship (an experiment a
     chapter measures against the shipped recipe), e.g. ``run_record("pix2pix_ema60")``: the same fields as a
     weight card (recipe, wall time, per-epoch curves, test scores), kept in ``pretrained/runs/``."""
-    path = PRETRAINED_DIR / "runs" / f"{name}.json"
-    if not path.is_file():
-        known = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
-        raise WeightsError(f"No run record named {name!r}; the book keeps: {', '.join(known) or 'none'}.")
-    return json.loads(path.read_text())
+    return json.loads(_named_file(PRETRAINED_DIR / "runs", name, ".json", "run record", "the book keeps").read_text())

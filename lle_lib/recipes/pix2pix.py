@@ -139,9 +139,10 @@ class Pix2PixTask(Task):
 
     def scored_generators(self) -> dict[str, str]:
         """Validation-metric suffix -> module: the evaluated generator, and with EMA also the current weights."""
-        if self.recipe.ema_decay is None:
-            return {"": "generator"}
-        return {"": "generator_ema", "_raw": "generator"}
+        scored = {"": self.recipe.evaluated}
+        if self.recipe.ema_decay is not None:
+            scored["_raw"] = "generator"
+        return scored
 
     def before_validation(self, trainer):
         if self.recipe.precise_batchnorm:
