@@ -1,10 +1,11 @@
 """Speed of pix2pix on the CPU (or a GPU with --device cuda): one training step (a discriminator and a generator
-update) per width and crop, and full-size inference.
+update) per width and crop, one warm-up step (the generator by L1 alone, ``warmup_epochs``), and full-size
+inference.
 
     python benchmarks/pix2pix_speed.py [--repeats 3] [--device cpu] [--widths 8,16,32] [--crops 128,256]
 
-Prints the parameter count of each generator, the median seconds of one training step at each crop size (batch 4,
-random data: untrained weights run exactly as fast as trained ones) and of enhancing one 600x400 image (LOL's
+Prints the parameter count of each generator, the median seconds of one GAN step and of one warm-up step at each
+crop size (batch 4, random data: untrained weights run exactly as fast as trained ones) and of enhancing one 600x400 image (LOL's
 size, padded inside to 768x512). Figures are printed, never asserted by the tests.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"device {args.device}, batch {args.batch_size}")
     for width in (int(w) for w in args.widths.split(",")):
-        recipe = replace(PRESETS["full"], generator_width=width, batch_size=args.batch_size)
+        recipe = replace(PRESETS["full"], generator_width=width, batch_size=args.batch_size, warmup_epochs=1)
         items = [{"low": torch.rand(3, 64, 64), "high": torch.rand(3, 64, 64), "name": "x"}]
         trainer = Trainer(Pix2PixTask(recipe), items, TrainConfig(epochs=1, batch_size=1, progress=False,
                                                                   device=args.device))
@@ -45,8 +46,11 @@ def main() -> None:
             batch = {key: value.to(args.device) for key, value in batch.items()}
             for module in trainer.modules.values():
                 module.train()
-            step = median_seconds(lambda: trainer.task.training_step(batch, trainer), args.repeats)
-            line.append(f"train step {crop}x{crop}: {step:6.2f} s")
+            steps = {}
+            for phase, epoch in (("GAN", recipe.warmup_epochs + 1), ("warm-up", recipe.warmup_epochs)):
+                trainer.epoch = epoch                         # the task picks the phase by the epoch in progress
+                steps[phase] = median_seconds(lambda: trainer.task.training_step(batch, trainer), args.repeats)
+            line.append(f"{crop}x{crop}: GAN step {steps['GAN']:5.2f} s, warm-up step {steps['warm-up']:5.2f} s")
         generator.eval()
         image = torch.rand(1, 3, 400, 600, device=args.device)
         with torch.no_grad():

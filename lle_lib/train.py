@@ -74,7 +74,9 @@ class TrainConfig:
     ``sample_every`` (``None``: never) and ``checkpoint_every`` count epochs, and the last epoch always does all
     three. ``out_dir=None`` writes no files at all; otherwise it receives ``last.pt``, ``best.pt`` (the epoch
     with the best ``monitor`` value, e.g. ``"val/psnr"``, by ``monitor_mode`` ``"max"`` or ``"min"``) and
-    ``samples/``. ``progress=False`` hides the progress bars.
+    ``samples/``. ``select_from`` is the first epoch that may become ``best.pt``: earlier epochs are validated and
+    logged but never selected (e.g. a GAN generator's warm-up on its reconstruction loss alone, which would
+    otherwise be the model chosen). ``progress=False`` hides the progress bars.
     """
 
     epochs: int
@@ -92,6 +94,7 @@ class TrainConfig:
     out_dir: str | os.PathLike | None = None
     monitor: str | None = None
     monitor_mode: str = "max"
+    select_from: int = 1
     progress: bool = True
 
     def __post_init__(self):
@@ -99,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be at least 1, not {self.epochs} and {self.batch_size}")
         if self.monitor_mode not in ("max", "min"):
             raise ValueError(f"monitor_mode must be 'max' or 'min', not {self.monitor_mode!r}")
+        if not 1 <= self.select_from <= self.epochs:
+            raise ValueError(f"select_from must be an epoch from 1 to epochs={self.epochs}, not {self.select_from!r}")
         if self.amp not in ("auto", True, False):
             raise ValueError(f"amp must be 'auto', True or False, not {self.amp!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -551,7 +556,8 @@ class Trainer:
                 write_image(path, to_image(make_grid(value.clamp(0, 1), nrow=count)))
 
     def _update_best(self, record: dict) -> bool:
-        """Whether this epoch improved the monitored value (validation values exist only on validation epochs)."""
+        """Whether this epoch improved the monitored value (validation values exist only on validation epochs;
+        epochs before ``config.select_from`` never count)."""
         monitor = self.config.monitor
         if monitor is None:
             return False
@@ -560,7 +566,7 @@ class Trainer:
                 raise KeyError(f"monitor={monitor!r} is not among this epoch's values {sorted(record)}")
             return False
         value = record[monitor]
-        if not math.isfinite(value):
+        if not math.isfinite(value) or record["epoch"] < self.config.select_from:
             return False
         if self.config.monitor_mode == "max":
             improved = self.best is None or value > self.best

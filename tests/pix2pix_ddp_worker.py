@@ -1,4 +1,5 @@
-"""The worker of test_recipe_pix2pix's DDP test: a tiny pix2pix trained for 2 epochs under torchrun (Gloo).
+"""The worker of test_recipe_pix2pix's DDP test: a tiny pix2pix trained for 2 epochs under torchrun (Gloo), the
+first an L1 warm-up in which the discriminator is not used at all.
 
 ``python -m torch.distributed.run --nproc_per_node=2 --standalone tests/pix2pix_ddp_worker.py OUT_DIR`` writes
 ``OUT_DIR/rank{r}.pt``, both networks' final state_dicts, and ``OUT_DIR/rank{r}.json``, the history and wrappers.
@@ -16,7 +17,7 @@ from lle_lib.recipes import pix2pix as recipes
 from lle_lib.train import TrainConfig, Trainer
 
 TINY = replace(recipes.PRESETS["quick"], generator_width=4, generator_depth=4, discriminator_width=4, crop=32,
-               ema_decay=0.9)
+               ema_decay=0.9, warmup_epochs=1)
 
 
 def tiny_pairs(n: int = 8) -> list[dict]:

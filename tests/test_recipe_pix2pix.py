@@ -193,6 +193,49 @@ def test_a_weight_average_with_decay_zero_is_the_generator_itself():
     assert record["val/psnr"] == pytest.approx(record["val/psnr_raw"], abs=1e-6)
 
 
+def test_warmup_epochs_train_the_generator_by_l1_alone_and_are_never_selected(tmp_path):
+    data = pairs(4)
+    recipe = replace(TINY, epochs=3, warmup_epochs=2, ema_decay=0.5, generator_lr=1e-2, discriminator_lr=1e-2)
+    trainer = Trainer(recipes.Pix2PixTask(recipe), data, recipes.make_trainer(recipe).config, val_dataset=data[:2])
+    trainer.config.out_dir, trainer.config.progress = None, False
+    assert trainer.config.select_from == 3
+    discriminator = trainer.unwrap("discriminator")
+    seen = []
+    step = trainer.task.training_step
+
+    def recording_step(batch, trainer_):
+        d_before, g_before = snapshot(discriminator), snapshot(trainer_.unwrap("generator"))
+        values = step(batch, trainer_)
+        seen.append((trainer_.epoch, set(values), bool(changed(discriminator, d_before)),
+                     bool(changed(trainer_.unwrap("generator"), g_before))))
+        return values
+
+    trainer.task.training_step = recording_step
+    history = trainer.fit()
+    for epoch, logged, d_moved, g_moved in seen:
+        assert g_moved
+        if epoch <= 2:   # warm-up: L1 only, the discriminator neither logged nor stepped
+            assert logged == {"l1"} and not d_moved
+        else:
+            assert logged == {"d_loss", "g_loss", "g_adversarial", "l1"} and d_moved
+    assert {epoch for epoch, *_ in seen} == {1, 2, 3}
+    assert all("val/psnr" in record for record in history)
+
+
+def test_a_warmup_run_selects_its_best_epoch_after_the_warmup(tmp_path):
+    recipe = replace(TINY, epochs=3, warmup_epochs=2)
+    trainer = recipes.make_trainer(recipe, out_dir=tmp_path / "run", progress=False)
+    history = trainer.fit()
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["epoch"] == 3
+    assert len(history) == 3
+
+
+@pytest.mark.parametrize("warmup", [-1, 3])
+def test_a_warmup_must_leave_the_gan_at_least_one_epoch(warmup):
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        replace(TINY, epochs=3, warmup_epochs=warmup)
+
+
 def test_unknown_shipped_names_are_refused():
     with pytest.raises(KeyError, match="pix2pix"):
         recipes.load_shipped("nope")
@@ -204,6 +247,8 @@ def test_the_gan_trains_under_torchrun_and_both_processes_agree(tmp_path, torchr
     torchrun("pix2pix_ddp_worker.py", tmp_path, timeout=180)
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["world_size"] for report in reports] == [2, 2]
+    # epoch 1 was the L1 warm-up (the discriminator wrapped in DDP but idle), epoch 2 the GAN
+    assert ["d_loss" in "".join(record) for record in reports[0]["history"]] == [False, True]
     assert reports[0]["wrappers"] == {"generator": "DistributedDataParallel", "discriminator": "DistributedDataParallel",
                                       "generator_ema": "UNetGenerator"}
     states = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]

@@ -271,6 +271,28 @@ def test_best_checkpoint_only_on_validation_epochs(tmp_path):
     assert best_epoch(tmp_path) == 4
 
 
+def test_epochs_before_select_from_are_validated_but_never_become_best(tmp_path):
+    # scores 1, 3, 2, 5, 4: from epoch 3 on, the best is 5 at epoch 4 ...
+    trainer = Trainer(ScriptedScore(), BrightenPairs(4),
+                      config(epochs=5, out_dir=tmp_path / "a", monitor="val/score", select_from=3),
+                      val_dataset=BrightenPairs(2))
+    history = trainer.fit()
+    assert [record["val/score"] for record in history] == ScriptedScore.SCRIPT
+    assert trainer.best == 5.0 and best_epoch(tmp_path / "a") == 4
+    # ... and with only epochs 1-3 run, epoch 3 (score 2) is chosen over epoch 2 (score 3)
+    trainer = Trainer(ScriptedScore(), BrightenPairs(4),
+                      config(epochs=3, out_dir=tmp_path / "b", monitor="val/score", select_from=3),
+                      val_dataset=BrightenPairs(2))
+    trainer.fit()
+    assert trainer.best == 2.0 and best_epoch(tmp_path / "b") == 3
+
+
+@pytest.mark.parametrize("select_from", [0, 6])
+def test_select_from_must_be_an_epoch_of_the_run(select_from):
+    with pytest.raises(ValueError, match="select_from"):
+        config(epochs=5, select_from=select_from)
+
+
 def test_a_misspelt_monitor_is_an_error():
     trainer = Trainer(BrightenTask(), BrightenPairs(4), config(epochs=1, monitor="val/psnrr"),
                       val_dataset=BrightenPairs(2))
