@@ -5,8 +5,8 @@ inference.
     python benchmarks/pix2pix_speed.py [--repeats 3] [--device cpu] [--widths 8,16,32] [--crops 128,256]
 
 Prints the parameter count of each generator, the median seconds of one GAN step and of one warm-up step at each
-crop size (batch 4, random data: untrained weights run exactly as fast as trained ones) and of enhancing one 600x400 image (LOL's
-size, padded inside to 768x512). Figures are printed, never asserted by the tests.
+crop size (batch 4, random data: untrained weights run exactly as fast as trained ones) and of enhancing one
+600x400 image (LOL's size, padded inside to 768x512). Figures are printed, never asserted by the tests.
 """
 from __future__ import annotations
 

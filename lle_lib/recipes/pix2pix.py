@@ -46,9 +46,9 @@ class Pix2PixRecipe:
     what selects the epoch and what is exported (the current weights are still scored, as ``val/psnr_raw``).
 
     ``warmup_epochs`` first trains the generator by L1 alone for that many epochs while the discriminator waits (it
-    is neither run nor stepped, so these epochs take about a third of a GAN epoch's time); then both train as above. SRGAN
-    (Ledig et al. 2017) and ESRGAN (Wang et al. 2018) start their GANs from such a pretrained generator. Warm-up
-    epochs are validated but never selected: the shipped generator has always been through the GAN phase.
+    is neither run nor stepped, so these epochs take about a third of a GAN epoch's time); then both train as above.
+    SRGAN (Ledig et al. 2017) and ESRGAN (Wang et al. 2018) start their GANs from such a pretrained generator.
+    Warm-up epochs are validated but never selected: the shipped generator has always been through the GAN phase.
     """
 
     generator_width: int = 64
