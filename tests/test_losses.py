@@ -257,9 +257,14 @@ def test_module_form_matches_the_function_and_settings_are_checked():
         zero_dce_loss(enhanced, original, curves, {**ZERO_DCE_WEIGHTS, "color": 5})
 
 
-@pytest.mark.parametrize("model", [DCENet(width=8), DCENetPP(scale_factor=2, width=8)], ids=["DCENet", "DCENetPP"])
-def test_gradients_reach_every_parameter(model):
+@pytest.mark.parametrize(
+    "build", [lambda: DCENet(width=8), lambda: DCENetPP(scale_factor=2, width=8)], ids=["DCENet", "DCENetPP"]
+)
+def test_gradients_reach_every_parameter(build):
+    # Built under the seed, not at collection time: a slim net's ReLUs can all be dead for some initialisations,
+    # and the random state at collection depends on which test modules were imported before.
     torch.manual_seed(0)
+    model = build()
     low = 0.2 * torch.rand(2, 3, 32, 32)
     result = model(low)
     total, _ = zero_dce_loss(result.enhanced, low, result.curves, smoothness="both")
