@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -458,8 +459,12 @@ class Trainer:
         self.epoch = epoch
         start = time.perf_counter()
         record = {"epoch": epoch, **self._train_one_epoch(epoch)}
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():
+            # A recipe may leave an optimizer idle for whole epochs (pix2pix's discriminator during its warm-up);
+            # its schedule still follows the epoch count, so PyTorch's "step before optimizer.step()" warning is moot.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         if self.val_loader is not None and self._due(self.config.val_every):
             record.update(self._validate())
         if self.config.sample_every is not None and self._due(self.config.sample_every):
