@@ -141,7 +141,8 @@ RUN_RECORDS = sorted(path.stem for path in (PRETRAINED_DIR / "runs").glob("*.jso
 
 
 def test_the_book_keeps_the_records_that_chapter_5_reports():
-    assert {"pix2pix_first56", "pix2pix_60", "pix2pix_ema60", "pix2pix_ema120", "pix2pix_l1_60"} <= set(RUN_RECORDS)
+    assert {"pix2pix_first56", "pix2pix_60", "pix2pix_ema60", "pix2pix_ema120", "pix2pix_l1_60",
+            "pix2pix_warm_l1_90"} <= set(RUN_RECORDS)
     with pytest.raises(WeightsError, match="pix2pix_ema60"):
         run_record("nope")
 
