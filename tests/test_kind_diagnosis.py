@@ -1,0 +1,69 @@
+"""tools/kind_diagnosis.py: the numbers chapter 4 quotes from it come out of these functions."""
+import copy
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from lle_lib.data.synthetic import SyntheticPairs
+from lle_lib.models.kind import KinD, illumination_ratio
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "kind_diagnosis.py"
+spec = importlib.util.spec_from_file_location("kind_diagnosis", TOOL)
+kind_diagnosis = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kind_diagnosis)
+
+
+@pytest.fixture
+def items():
+    torch.manual_seed(0)
+    model = KinD(4, 4, 4).eval()
+    return model, kind_diagnosis.decompose_pairs(model, SyntheticPairs("val", size=40, n=3), progress=False)
+
+
+def test_the_cache_holds_full_images_of_every_pair(items):
+    _, cached = items
+    assert len(cached) == 3
+    assert cached[0]["restored"].shape == cached[0]["high"].shape == (1, 3, 40, 40)
+    assert cached[0]["illumination"].shape == cached[0]["high_illumination"].shape == (1, 1, 40, 40)
+
+
+def test_the_best_ratio_of_each_image_beats_every_ratio_of_the_grid(items):
+    model, cached = items
+    table = kind_diagnosis.diagnose(model.adjustment, cached, ratios=(1.0, 3.0, 9.0))
+    assert len(table) == 3 and table.notna().all().all()
+    for row, item in zip(table.itertuples(), cached):
+        with torch.no_grad():
+            for ratio in (1.0, 3.0, 9.0):
+                output = item["restored"] * model.adjustment(item["illumination"], ratio)
+                assert row.best_ratio_psnr >= kind_diagnosis._psnr(output, item["high"]) - 1e-9
+
+
+def _product_error(adjustment, cached):
+    """The fine-tuning's main term on whole images: mean squared error of ``R_hat * adjust(I_low, r_up)``."""
+    with torch.no_grad():
+        return sum(float(((item["restored"] * adjustment(
+            item["illumination"], illumination_ratio(item["illumination"], item["high_illumination"]))
+            - item["high"]) ** 2).mean()) for item in cached) / len(cached)
+
+
+def test_finetuning_lowers_the_error_of_the_product_and_leaves_the_other_nets_alone(items):
+    model, cached = items
+    before = copy.deepcopy(model.state_dict())
+    tuned = copy.deepcopy(model.adjustment).train()
+    losses = kind_diagnosis.finetune_adjustment(tuned, cached, steps=100, learning_rate=1e-2, batch_size=3,
+                                                patch=24, progress=False)
+    assert len(losses) == 100 and all(math.isfinite(loss) for loss in losses)
+    assert _product_error(tuned, cached) < 0.9 * _product_error(model.adjustment, cached)
+    after = model.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def test_protocols_report_each_way_of_setting_the_ratio(items):
+    model, cached = items
+    scores = kind_diagnosis.protocols(model.adjustment, cached, ratios=(2.0, 4.0), levels=(0.5, 1.0))
+    assert scores["fixed ratio"] in (2.0, 4.0) and scores["fixed level"] in (0.5, 1.0)
+    assert all(math.isfinite(value) for value in scores.values())
+    assert scores["fixed ratio, GT-mean"] != scores["fixed ratio, plain"]

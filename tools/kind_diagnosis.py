@@ -1,0 +1,178 @@
+"""Where does the shipped KinD lose PSNR? Measured on LOL's validation split only (never the test pairs).
+
+    LLE_DATA=../shared/data python tools/kind_diagnosis.py                   # the diagnosis: ~4 min on 2 CPU cores
+    LLE_DATA=../shared/data python tools/kind_diagnosis.py --finetune 4000   # and the adjustment pilot: ~20 min more
+
+The diagnosis scores the shipped chain ``R_hat * adjust(I_low, ratio)`` under the authors' protocol (the ratio read
+from the target, :func:`lle_lib.recipes.kind.evaluate_target_ratio`), then the same chain with one part swapped for
+the answer: the target's reflectance ``R_high ** 1.2`` (the restoration's training target) instead of ``R_hat``; the
+target's illumination ``I_high`` instead of the adjusted one; and, for each image, the best ratio of a grid instead
+of the one read from the target. It also prints the adjusted against the target illumination on the darkest pairs.
+
+``--finetune STEPS`` is the pilot chapter 4 reports (section 4.10, not the shipped weights): it fine-tunes a copy of
+the adjustment net on the training pairs so that the *product* ``R_hat * adjust(I_low, r)`` matches the well-lit
+image, with ``r`` the authors' ratio of the whole image (their evaluation's), plus KinD's illumination loss in both
+directions; then it compares the shipped and the fine-tuned net on the validation split under three protocols:
+the authors' (ratio from the target), a fixed ratio chosen on the same pairs, and a fixed *level* (the ratio of
+each image set to ``level / mean(I_low)``, read from the low image alone).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from lle_lib import metrics
+from lle_lib.data import load_paired
+from lle_lib.losses.kind import adjustment_loss
+from lle_lib.models.kind import KinD, illumination_ratio
+from lle_lib.recipes.kind import RATIO_GRID, RESTORATION_TARGET_POWER, load_shipped
+
+LEVELS = (0.6, 0.8, 1.0, 1.2, 1.5)
+
+
+@torch.no_grad()
+def decompose_pairs(model: KinD, pairs, *, dtype=torch.float32, progress: bool = True) -> list[dict]:
+    """Run the frozen decomposition and restoration once per pair (full images); one dict of tensors ``(1, C, H, W)``
+    per pair: ``illumination`` and ``restored`` of the low image, ``high_illumination``, ``high_reflectance``,
+    ``high`` (the target image). ``dtype=torch.float16`` halves the memory of a cached training split."""
+    items = []
+    for index in tqdm(range(len(pairs)), desc="decomposing", disable=not progress):
+        item = pairs[index]
+        low, high = torch.as_tensor(item["low"])[None], torch.as_tensor(item["high"])[None]
+        reflectance, illumination = model.decomposition(low)
+        high_reflectance, high_illumination = model.decomposition(high)
+        values = {"illumination": illumination, "restored": model.restoration(reflectance, illumination),
+                  "high_illumination": high_illumination, "high_reflectance": high_reflectance, "high": high}
+        items.append({name: value.to(dtype) for name, value in values.items()})
+    return items
+
+
+def _psnr(image: torch.Tensor, target: torch.Tensor) -> float:
+    return float(metrics.psnr(image.clamp(0, 1), target))
+
+
+@torch.no_grad()
+def diagnose(adjustment: torch.nn.Module, items: list[dict], ratios=RATIO_GRID) -> pd.DataFrame:
+    """One row per pair: the authors' ``ratio``; mean PSNR of the ``chain`` under the authors' protocol, with the
+    ``oracle_reflectance`` (``R_high^1.2 * I_adjusted``), with the ``oracle_illumination`` (``R_hat * I_high``) and
+    at the ``best_ratio`` of ``ratios`` for this image (``best_ratio_psnr``); the means of the ``adjusted`` and the
+    target's illumination (``high_illumination``)."""
+    rows = []
+    for item in items:
+        illumination, restored, high = item["illumination"], item["restored"], item["high"]
+        ratio = illumination_ratio(illumination, item["high_illumination"])
+        adjusted = adjustment(illumination, ratio)
+        per_ratio = {r: _psnr(restored * adjustment(illumination, r), high) for r in ratios}
+        best = max(per_ratio, key=per_ratio.get)
+        rows.append({"ratio": float(ratio), "chain": _psnr(restored * adjusted, high),
+                     "oracle_reflectance": _psnr(item["high_reflectance"] ** RESTORATION_TARGET_POWER * adjusted, high),
+                     "oracle_illumination": _psnr(restored * item["high_illumination"], high),
+                     "best_ratio_psnr": per_ratio[best], "best_ratio": best,
+                     "adjusted": float(adjusted.mean()), "high_illumination": float(item["high_illumination"].mean())})
+    return pd.DataFrame(rows)
+
+
+def _crop(item: dict, size: int, rng: random.Random) -> dict:
+    height, width = item["illumination"].shape[-2:]
+    size = min(size, height, width)
+    top, left = rng.randint(0, height - size), rng.randint(0, width - size)
+    return {name: value[..., top:top + size, left:left + size].float() for name, value in item.items()}
+
+
+def finetune_adjustment(adjustment: torch.nn.Module, items: list[dict], *, steps: int, learning_rate: float = 1e-4,
+                        batch_size: int = 10, patch: int = 48, seed: int = 0, progress: bool = True,
+                        callback=None) -> list[float]:
+    """Fine-tune ``adjustment`` in place on cached training pairs (:func:`decompose_pairs`) with
+
+        L = || R_hat * adjust(I_low, r_up) - S_high ||^2 + L_adj(adjust(I_low, r_up), I_high)
+            + L_adj(adjust(I_high, r_down), I_low),
+
+    ``r_up = mean(I_high / (I_low + eps))`` and ``r_down`` its mirror, each of the **whole** image (the authors'
+    evaluation ratio; their training reads it from the patch), and ``L_adj`` KinD's adjustment loss. Random
+    ``patch`` crops with a random quarter turn. Returns the loss of every step; ``callback(step)`` runs every 1000
+    steps and at the end."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    up = [illumination_ratio(item["illumination"].float(), item["high_illumination"].float()) for item in items]
+    down = [illumination_ratio(item["high_illumination"].float(), item["illumination"].float()) for item in items]
+    optimizer = torch.optim.Adam(adjustment.parameters(), lr=learning_rate)
+    order, losses = [], []
+    for step in tqdm(range(1, steps + 1), desc="fine-tuning", disable=not progress):
+        if len(order) < batch_size:
+            order += rng.sample(range(len(items)), len(items))
+        chosen, order = order[:batch_size], order[batch_size:]
+        turns = rng.randint(0, 3)
+        crops = [_crop(items[index], patch, rng) for index in chosen]
+        batch = {name: torch.rot90(torch.cat([crop[name] for crop in crops]), turns, (2, 3)) for name in crops[0]}
+        brightened = adjustment(batch["illumination"], torch.cat([up[index] for index in chosen]))
+        darkened = adjustment(batch["high_illumination"], torch.cat([down[index] for index in chosen]))
+        loss = (F.mse_loss(batch["restored"] * brightened, batch["high"])
+                + adjustment_loss(brightened, batch["high_illumination"])[0]
+                + adjustment_loss(darkened, batch["illumination"])[0])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if callback is not None and (step % 1000 == 0 or step == steps):
+            callback(step)
+    return losses
+
+
+@torch.no_grad()
+def protocols(adjustment: torch.nn.Module, items: list[dict], ratios=RATIO_GRID, levels=LEVELS) -> dict[str, float]:
+    """Mean validation PSNR (dB) of ``R_hat * adjust(I_low, r)`` under three ways of setting ``r``: the authors'
+    (from the target), the best single ratio of ``ratios`` (and its GT-mean PSNR), the best single level of
+    ``levels`` with ``r = level / mean(I_low)`` per image (from the low image alone)."""
+    def mean_psnr(ratio_of, gt_mean=False):
+        values = []
+        for item in items:
+            output = (item["restored"] * adjustment(item["illumination"], ratio_of(item))).clamp(0, 1)
+            values.append(metrics.psnr_gt_mean(output, item["high"]) if gt_mean else metrics.psnr(output, item["high"]))
+        return float(np.mean([float(v) for v in values]))
+
+    target = mean_psnr(lambda item: illumination_ratio(item["illumination"], item["high_illumination"]))
+    fixed = {r: mean_psnr(lambda item, r=r: r) for r in ratios}
+    best_ratio = max(fixed, key=fixed.get)
+    level = {v: mean_psnr(lambda item, v=v: v / item["illumination"].mean()) for v in levels}
+    best_level = max(level, key=level.get)
+    return {"authors' protocol": target, "fixed ratio": best_ratio, "fixed ratio, plain": fixed[best_ratio],
+            "fixed ratio, GT-mean": mean_psnr(lambda item: best_ratio, gt_mean=True),
+            "fixed level": best_level, "fixed level, plain": level[best_level]}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
+    parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
+                        help="also run the adjustment pilot for this many steps (0: skip)")
+    args = parser.parse_args(argv)
+    model, card = load_shipped("kind")
+    val = load_paired("val", args.data_dir)
+    print("validation:", val.source)
+    val_items = decompose_pairs(model, val)
+    table = diagnose(model.adjustment, val_items)
+    print("\nmean PSNR (dB) on the validation pairs, authors' protocol unless said otherwise")
+    print(table[["chain", "oracle_reflectance", "oracle_illumination", "best_ratio_psnr"]].mean().round(2).to_string())
+    print("\nthe darkest validation pairs (largest ratio): mean illumination, adjusted vs target")
+    print(table.nlargest(5, "ratio")[["ratio", "adjusted", "high_illumination", "chain", "best_ratio"]]
+          .round(3).to_string())
+    if args.finetune:
+        train = load_paired("train", args.data_dir)
+        train_items = decompose_pairs(model, train, dtype=torch.float16)
+        tuned = copy.deepcopy(model.adjustment).train()
+        finetune_adjustment(tuned, train_items, steps=args.finetune)
+        tuned.eval()
+        print(f"\nthe adjustment net, shipped and fine-tuned for {args.finetune} steps, on the validation pairs")
+        print(pd.DataFrame({"shipped": protocols(model.adjustment, val_items),
+                            "fine-tuned": protocols(tuned, val_items)}).round(2).to_string())
+
+
+if __name__ == "__main__":
+    main()
