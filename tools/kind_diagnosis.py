@@ -60,10 +60,10 @@ def _psnr(image: torch.Tensor, target: torch.Tensor) -> float:
 
 @torch.no_grad()
 def diagnose(adjustment: torch.nn.Module, items: list[dict], ratios=RATIO_GRID) -> pd.DataFrame:
-    """One row per pair: the authors' ``ratio``; mean PSNR of the ``chain`` under the authors' protocol, with the
-    ``oracle_reflectance`` (``R_high^1.2 * I_adjusted``), with the ``oracle_illumination`` (``R_hat * I_high``) and
-    at the ``best_ratio`` of ``ratios`` for this image (``best_ratio_psnr``); the means of the ``adjusted`` and the
-    target's illumination (``high_illumination``)."""
+    """One row per pair: the authors' ``ratio``; the PSNR of the ``chain`` under the authors' protocol, with the
+    ``oracle_reflectance`` (``R_high^1.2 * I_adjusted``), with the ``oracle_illumination`` (``R_hat * I_high``), and
+    at this image's best ratio of ``ratios`` (``best_ratio``, ``best_ratio_psnr``); the mean values of the
+    ``adjusted`` and of the target's illumination (``high_illumination``)."""
     rows = []
     for item in items:
         illumination, restored, high = item["illumination"], item["restored"], item["high"]
