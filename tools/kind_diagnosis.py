@@ -87,8 +87,7 @@ def _crop(item: dict, size: int, rng: random.Random) -> dict:
 
 
 def finetune_adjustment(adjustment: torch.nn.Module, items: list[dict], *, steps: int, learning_rate: float = 1e-4,
-                        batch_size: int = 10, patch: int = 48, seed: int = 0, progress: bool = True,
-                        callback=None) -> list[float]:
+                        batch_size: int = 10, patch: int = 48, seed: int = 0, progress: bool = True) -> list[float]:
     """Fine-tune ``adjustment`` in place on cached training pairs (:func:`decompose_pairs`) with
 
         L = || R_hat * adjust(I_low, r_up) - S_high ||^2 + L_adj(adjust(I_low, r_up), I_high)
@@ -96,15 +95,14 @@ def finetune_adjustment(adjustment: torch.nn.Module, items: list[dict], *, steps
 
     ``r_up = mean(I_high / (I_low + eps))`` and ``r_down`` its mirror, each of the **whole** image (the authors'
     evaluation ratio; their training reads it from the patch), and ``L_adj`` KinD's adjustment loss. Random
-    ``patch`` crops with a random quarter turn. Returns the loss of every step; ``callback(step)`` runs every 1000
-    steps and at the end."""
+    ``patch`` crops with a random quarter turn. Returns the loss of every step."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     up = [illumination_ratio(item["illumination"].float(), item["high_illumination"].float()) for item in items]
     down = [illumination_ratio(item["high_illumination"].float(), item["illumination"].float()) for item in items]
     optimizer = torch.optim.Adam(adjustment.parameters(), lr=learning_rate)
     order, losses = [], []
-    for step in tqdm(range(1, steps + 1), desc="fine-tuning", disable=not progress):
+    for _ in tqdm(range(steps), desc="fine-tuning", disable=not progress):
         if len(order) < batch_size:
             order += rng.sample(range(len(items)), len(items))
         chosen, order = order[:batch_size], order[batch_size:]
@@ -120,8 +118,6 @@ def finetune_adjustment(adjustment: torch.nn.Module, items: list[dict], *, steps
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        if callback is not None and (step % 1000 == 0 or step == steps):
-            callback(step)
     return losses
 
 
@@ -153,7 +149,7 @@ def main(argv=None) -> None:
     parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
                         help="also run the adjustment pilot for this many steps (0: skip)")
     args = parser.parse_args(argv)
-    model, card = load_shipped("kind")
+    model, _ = load_shipped("kind")
     val = load_paired("val", args.data_dir)
     print("validation:", val.source)
     val_items = decompose_pairs(model, val)
