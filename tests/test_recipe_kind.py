@@ -47,6 +47,52 @@ def test_train_kind_runs_all_stages_and_resumes_to_the_same_model(tmp_path, monk
         assert torch.equal(value, again.state_dict()[name]), name
 
 
+def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_loaded(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    continued = recipes.StageSettings(epochs=1, batch_size=4, patch=40, learning_rate=1e-3)
+    recipe = tiny(restoration_continued=continued)
+    assert [folder for folder, _, _ in recipes.training_phases(tiny())] == list(recipes.STAGES)
+    folders = [folder for folder, _, _ in recipes.training_phases(recipe)]
+    assert folders == [*recipes.STAGES, "restoration_continued"]
+    assert recipes.training_phases(recipe)[-1][2].restoration == continued
+
+    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
+    assert list(histories) == folders
+    first = recipes.load_run(tmp_path, tiny())          # the same run read without the phase: stage 3's net
+    continued_best = torch.load(tmp_path / "restoration_continued" / "best.pt", weights_only=True)
+    for name, value in model.restoration.state_dict().items():
+        assert torch.equal(value, continued_best["modules"]["restoration"][name]), name
+    assert any(not torch.equal(value, first.restoration.state_dict()[name])
+               for name, value in model.restoration.state_dict().items())   # the phase trained on
+
+    # the phase's trainer starts from the net it is given, not from a fresh one
+    previous = {"decomposition": first.decomposition, "adjustment": first.adjustment}
+    trainer = recipes.make_stage_trainer("restoration", recipe, previous=previous, progress=False,
+                                         start=first.restoration)
+    for name, value in trainer.unwrap("restoration").state_dict().items():
+        assert torch.equal(value, first.restoration.state_dict()[name]), name
+    with pytest.raises(ValueError, match="only the restoration"):
+        recipes.make_stage_trainer("adjustment", recipe, previous=previous, progress=False, start=first.restoration)
+
+    real_load_paired = recipes.load_paired
+
+    def first_two(split, *args, **kwargs):      # the card scores two pairs of each split, to keep the test short
+        data = real_load_paired(split, *args, **kwargs)
+        subset = torch.utils.data.Subset(data, range(2))
+        subset.source = data.source
+        return subset
+
+    monkeypatch.setattr(recipes, "load_paired", first_two)
+    card = recipes.export_weights(tmp_path, recipe, tmp_path / "kind.pt")
+    assert card["epochs_trained"] == {folder: 1 for folder in folders}
+    assert card["wall_time_seconds"] == pytest.approx(sum(record["seconds"] for history in histories.values()
+                                                          for record in history), abs=0.1)
+    assert card["recipe"]["restoration_continued"]["patch"] == 40
+    assert card["fixed_ratio"] in recipes.RATIO_GRID and card["test_psnr_gt_mean"] > card["test_psnr"] - 1
+    shipped = torch.load(tmp_path / "kind.pt", weights_only=True)
+    assert all(torch.equal(value, shipped[name]) for name, value in model.state_dict().items())
+
+
 def test_the_decomposition_step_uses_the_recipes_reflectance_weight():
     class Recorder:
         def __init__(self, net):

@@ -9,7 +9,9 @@ KinD's networks are trained one after the other, each stage freezing the ones be
 3. ``restoration``: :class:`~lle_lib.models.kind.RestorationNet` turns the low image's reflectance into the high
    image's (raised to the power 1.2, as the authors do; :func:`~lle_lib.losses.kind.restoration_loss`).
 
-Every stage validates on the paired validation split; the test split is only scored at the end. Command line::
+A recipe may add a continued restoration phase (``restoration_continued``: the stage's best net trains on with new
+settings, such as larger patches at a lower rate), as the shipped one does. Every stage validates on the paired
+validation split; the test split is only scored at the end. Command line::
 
     python -m lle_lib.recipes.kind --preset quick --out runs/kind       # all three stages, resumable
     python -m lle_lib.recipes.kind --preset kind --out runs/kind --export kind.pt   # the shipped recipe
@@ -84,6 +86,10 @@ class KinDRecipe:
     # switches it off. Pilots on LOL: with the illumination prior alone the reflectance learnt no colour in 20
     # epochs (R near 1 everywhere); with this term and the decomposition's learning rate at 3e-3 it did.
     reflectance_prior_weight: float = 0.0
+    # The book's, not the authors': a second restoration phase. The stage's best net trains on with these settings
+    # (new optimiser; typically larger patches at a lower rate, standing in for the authors' lower rate late in
+    # training), checkpoints in its own folder, and is picked again at its best validation epoch. None: no phase.
+    restoration_continued: StageSettings | None = None
 
     def prior_fade_at(self, epoch: int) -> float:
         """How much of the warm start is on during ``epoch`` (counted from 1): ``1 - (epoch - 1) / prior_epochs``,
@@ -118,12 +124,15 @@ PRESETS = {
 #: 7.8 MB), larger learning rates and far fewer epochs than the authors' ~100k steps per stage, and the max-channel
 #: warm start (illumination towards max_c S, reflectance towards S / max_c S) fading over the first 15 decomposition
 #: epochs (:func:`~lle_lib.losses.kind.illumination_prior_loss`, :func:`~lle_lib.losses.kind.reflectance_prior_loss`).
+#: The restoration then trains on for a second phase on 128x128 patches at half the rate (``restoration_continued``).
 SHIPPED = {
     "kind": KinDRecipe(restoration_width=16,
                        decomposition=StageSettings(epochs=30, batch_size=10, patch=48, learning_rate=3e-3, val_every=5),
                        adjustment=StageSettings(epochs=150, batch_size=10, patch=48, learning_rate=1e-3, val_every=30),
                        restoration=StageSettings(epochs=60, batch_size=4, patch=96, learning_rate=5e-4, val_every=5),
-                       prior_weight=1.0, prior_epochs=15, reflectance_prior_weight=1.0),
+                       prior_weight=1.0, prior_epochs=15, reflectance_prior_weight=1.0,
+                       restoration_continued=StageSettings(epochs=60, batch_size=4, patch=128, learning_rate=2.5e-4,
+                                                           val_every=5)),
 }
 
 
@@ -140,6 +149,8 @@ def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
             "widths (decomposition, restoration, adjustment)":
                 f"{recipe.decomposition_width}, {recipe.restoration_width}, {recipe.adjustment_width}",
             **{f"{s} stage": stage(getattr(recipe, s)) for s in STAGES},
+            "restoration, continued": ("none" if recipe.restoration_continued is None
+                                       else stage(recipe.restoration_continued)),
             "training pairs": "all" if recipe.train_items is None else str(recipe.train_items),
             "reflectance-similarity weight": f"{recipe.reflectance_weight:g}",
             "warm start": _warm_start(recipe),
@@ -242,12 +253,16 @@ class RestorationTask(Task):
     scores the whole pipeline's PSNR with the ratio taken from the target (the authors' protocol, fine on the
     validation split, where it only ranks epochs)."""
 
-    def __init__(self, recipe: KinDRecipe, decomposition: DecompositionNet, adjustment: IlluminationAdjustNet):
-        self.recipe, self.decomposition, self.adjustment = recipe, decomposition, adjustment
+    def __init__(self, recipe: KinDRecipe, decomposition: DecompositionNet, adjustment: IlluminationAdjustNet,
+                 start: RestorationNet | None = None):
+        self.recipe, self.decomposition, self.adjustment, self.start = recipe, decomposition, adjustment, start
 
     def modules(self):
+        restoration = RestorationNet(self.recipe.restoration_width)
+        if self.start is not None:      # the continued phase starts from the first phase's best net
+            restoration.load_state_dict(self.start.state_dict())
         return {"decomposition": _frozen(self.decomposition), "adjustment": _frozen(self.adjustment),
-                "restoration": RestorationNet(self.recipe.restoration_width)}
+                "restoration": restoration}
 
     def configure_optimizers(self, modules):
         return {"restoration": torch.optim.Adam(modules["restoration"].parameters(),
@@ -275,11 +290,23 @@ MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/
             "restoration": ("val/psnr", "max")}
 
 
+def training_phases(recipe: KinDRecipe) -> list[tuple[str, str, KinDRecipe]]:
+    """The runs of :func:`train_kind` in order, as ``(folder, stage, recipe)``: the three stages, then, when
+    ``recipe.restoration_continued`` is set, the continued restoration (folder ``restoration_continued``, stage
+    ``restoration``, the recipe with its restoration settings replaced)."""
+    phases = [(stage, stage, recipe) for stage in STAGES]
+    if recipe.restoration_continued is not None:
+        phases.append(("restoration_continued", "restoration",
+                       replace(recipe, restoration=recipe.restoration_continued)))
+    return phases
+
+
 def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, torch.nn.Module] | None = None,
                        data_dir=None, seed: int = 0, device: str = "auto", out_dir: str | Path | None = None,
-                       progress: bool = True) -> Trainer:
+                       progress: bool = True, start: torch.nn.Module | None = None) -> Trainer:
     """A :class:`Trainer` for one stage. ``previous`` holds the trained networks of the earlier stages
-    (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration)."""
+    (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration). ``start``, for the
+    restoration only, is a trained restoration net to continue from (the continued phase)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
     previous = previous or {}
@@ -289,7 +316,10 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
-            "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"])}[stage]()
+            "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
+                                                   start)}[stage]()
+    if start is not None and stage != "restoration":
+        raise ValueError("only the restoration stage can start from a trained net")
     settings = getattr(recipe, stage)
     train, val = training_and_validation(data_dir, seed=seed, size=settings.patch, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
@@ -312,14 +342,14 @@ def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
 def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
                out_dir: str | Path | None = None, progress: bool = True) -> tuple[KinD, dict[str, list[dict]]]:
     """Train the three stages in order; returns the assembled :class:`KinD` (each net at its best validation
-    epoch) and each stage's history. With ``out_dir``, stage ``s`` keeps its checkpoints in ``out_dir/s`` and an
-    interrupted run resumes where it stopped."""
+    epoch) and the history of each phase (:func:`training_phases`). With ``out_dir``, phase ``p`` keeps its
+    checkpoints in ``out_dir/p`` and an interrupted run resumes where it stopped."""
     trained, histories = {}, {}
-    for stage in STAGES:
-        stage_dir = Path(out_dir) / stage if out_dir is not None else None
-        trainer = make_stage_trainer(stage, recipe, previous=trained, data_dir=data_dir, seed=seed, device=device,
-                                     out_dir=stage_dir, progress=progress)
-        histories[stage] = trainer.fit()
+    for folder, stage, phase_recipe in training_phases(recipe):
+        stage_dir = Path(out_dir) / folder if out_dir is not None else None
+        trainer = make_stage_trainer(stage, phase_recipe, previous=trained, data_dir=data_dir, seed=seed,
+                                     device=device, out_dir=stage_dir, progress=progress, start=trained.get(stage))
+        histories[folder] = trainer.fit()
         trained[stage] = _best_module(trainer, stage)
     model = recipe.build()
     model.decomposition.load_state_dict(trained["decomposition"].state_dict())
@@ -329,11 +359,11 @@ def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str 
 
 
 def load_run(run_dir: str | Path, recipe: KinDRecipe) -> KinD:
-    """The :class:`KinD` of a finished :func:`train_kind` run: each stage's network from ``run_dir/<stage>/best.pt``
-    (its best validation epoch), or ``last.pt`` when a stage never validated."""
+    """The :class:`KinD` of a finished :func:`train_kind` run: each stage's network from its last phase's
+    ``run_dir/<phase>/best.pt`` (its best validation epoch), or ``last.pt`` when that phase never validated."""
     model = recipe.build()
-    for stage in STAGES:
-        folder = Path(run_dir) / stage
+    for name, stage, _ in training_phases(recipe):
+        folder = Path(run_dir) / name
         path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         getattr(model, stage).load_state_dict(checkpoint["modules"][stage])
@@ -395,22 +425,30 @@ def evaluate_target_ratio(model: KinD, dataset, *, name: str = "KinD, ratio from
 
 def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | Path, *, data_dir=None,
                    seed: int = 0) -> dict:
-    """Turn a finished run into shipped weights with a JSON card: each stage at its best validation epoch; the fixed
-    light level chosen on the validation split (:func:`choose_ratio`); then, for the report only, the test split
-    scored at that fixed level (plain and GT-mean) and under the authors' target-ratio protocol."""
+    """Turn a finished run into shipped weights with a JSON card (:func:`weights_card`): each stage at its best
+    validation epoch, the wall time and epochs summed from every phase's ``last.pt``."""
     model = load_run(run_dir, recipe)
+    seconds = 0.0
+    epochs = {}
+    for folder, _, _ in training_phases(recipe):
+        last = torch.load(Path(run_dir) / folder / "last.pt", map_location="cpu", weights_only=True)
+        seconds += sum(record["seconds"] for record in last["history"])
+        epochs[folder] = last["epoch"]
+    card = weights_card(model, recipe, seconds=seconds, epochs=epochs, data_dir=data_dir, seed=seed)
+    return save_weights(model, weights_path, card)
+
+
+def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dict[str, int], data_dir=None,
+                 seed: int = 0) -> dict:
+    """The JSON card of trained KinD weights: the fixed light level chosen on the validation split
+    (:func:`choose_ratio`); then, for the report only, the test split scored at that fixed level (plain and GT-mean)
+    and under the authors' target-ratio protocol; the recipe, ``epochs`` per phase and the wall time ``seconds``."""
     val = load_paired("val", data_dir, seed=seed)
     test = load_paired("test", data_dir, seed=seed)
     ratio, _ = choose_ratio(model, val)
     fixed = evaluate(lambda image: enhance_kind(model, image, ratio), test, name="KinD", progress=False).summary
     target = evaluate_target_ratio(model, test).summary
-    seconds = 0.0
-    epochs = {}
-    for stage in STAGES:
-        last = torch.load(Path(run_dir) / stage / "last.pt", map_location="cpu", weights_only=True)
-        seconds += sum(record["seconds"] for record in last["history"])
-        epochs[stage] = last["epoch"]
-    card = {
+    return {
         "method": "KinD",
         "paper": "Zhang, Zhang, Guo, ACM MM 2019",
         "training_data": load_paired("train", data_dir, seed=seed).source,
@@ -427,7 +465,6 @@ def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | 
         **card_scores(target[["psnr", "ssim"]], suffix="_target_ratio"),
         "license": "MIT, like the book's code (trained here; not the authors' weights)",
     }
-    return save_weights(model, weights_path, card)
 
 
 def load_shipped(name: str = "kind", *, retrain: bool = False, data_dir=None, device: str = "cpu", seed: int = 0,
