@@ -314,12 +314,12 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
     missing = [name for name in needed if name not in previous]
     if missing:
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
+    if start is not None and stage != "restoration":
+        raise ValueError("only the restoration stage can start from a trained net")
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
                                                    start)}[stage]()
-    if start is not None and stage != "restoration":
-        raise ValueError("only the restoration stage can start from a trained net")
     settings = getattr(recipe, stage)
     train, val = training_and_validation(data_dir, seed=seed, size=settings.patch, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
@@ -341,9 +341,10 @@ def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
 
 def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
                out_dir: str | Path | None = None, progress: bool = True) -> tuple[KinD, dict[str, list[dict]]]:
-    """Train the three stages in order; returns the assembled :class:`KinD` (each net at its best validation
-    epoch) and the history of each phase (:func:`training_phases`). With ``out_dir``, phase ``p`` keeps its
-    checkpoints in ``out_dir/p`` and an interrupted run resumes where it stopped."""
+    """Train the three stages in order, then the continued restoration if the recipe has one; returns the assembled
+    :class:`KinD` (each net at its best validation epoch) and the history of each phase (:func:`training_phases`).
+    With ``out_dir``, phase ``p`` keeps its checkpoints in ``out_dir/p`` and an interrupted run resumes where it
+    stopped."""
     trained, histories = {}, {}
     for folder, stage, phase_recipe in training_phases(recipe):
         stage_dir = Path(out_dir) / folder if out_dir is not None else None
@@ -491,7 +492,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", required=True, help="run folder: one subfolder of checkpoints per stage")
+    parser.add_argument("--out", required=True, help="run folder: one subfolder of checkpoints per stage (and per phase)")
     parser.add_argument("--export", help="write the weights here, with a JSON card (fixed ratio chosen on validation, "
                                          "test scores for the report)")
     args = parser.parse_args(argv)
