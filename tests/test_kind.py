@@ -185,6 +185,17 @@ def test_restoration_and_adjustment_losses_vanish_on_a_perfect_output_and_see_an
     assert parts["mse"].item() == pytest.approx(0.04) and total.item() == pytest.approx(0.04, abs=1e-6)
 
 
+def test_the_relit_loss_scores_reflectance_times_illumination_against_the_image():
+    reflectance, illumination = constant(0.5, 3, 8, 8), constant(0.4, 1, 8, 8)
+    assert L.relit_loss(reflectance, illumination, constant(0.2, 3, 8, 8)).item() == pytest.approx(0.0, abs=1e-12)
+    assert L.relit_loss(reflectance, illumination, constant(0.3, 3, 8, 8)).item() == pytest.approx(0.01)
+    # a reflectance error counts in proportion to the light it gets: twice the light, four times the loss
+    wrong = constant(0.6, 3, 8, 8)
+    dim = L.relit_loss(wrong, constant(0.2, 1, 8, 8), constant(0.1, 3, 8, 8))
+    bright = L.relit_loss(wrong, constant(0.4, 1, 8, 8), constant(0.2, 3, 8, 8))
+    assert bright.item() == pytest.approx(4 * dim.item())
+
+
 def test_the_illumination_prior_is_the_distance_to_the_brightest_channel():
     from lle_lib.losses.kind import illumination_prior_loss
 

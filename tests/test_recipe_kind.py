@@ -87,7 +87,7 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
     assert card["epochs_trained"] == {folder: 1 for folder in folders}
     assert card["wall_time_seconds"] == pytest.approx(sum(record["seconds"] for history in histories.values()
                                                           for record in history), abs=0.1)
-    assert card["recipe"]["restoration_continued"]["patch"] == 40
+    assert [phase["patch"] for phase in card["recipe"]["restoration_continued"]] == [40]
     assert card["fixed_ratio"] in recipes.RATIO_GRID
     assert {"test_psnr", "test_psnr_gt_mean", "test_psnr_target_ratio"} <= card.keys()
     shipped = torch.load(tmp_path / "kind.pt", weights_only=True)
@@ -101,6 +101,60 @@ def test_train_kind_hands_the_first_phases_net_to_the_continued_one(tmp_path, mo
     first = recipes.load_run(tmp_path, tiny())
     for name, value in model.restoration.state_dict().items():
         assert torch.equal(value, first.restoration.state_dict()[name]), name
+
+
+def test_each_further_phase_starts_from_the_previous_phases_best_net(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    moving = recipes.StageSettings(epochs=1, batch_size=4, patch=32, learning_rate=1e-3)
+    frozen = recipes.StageSettings(epochs=1, batch_size=4, patch=32, learning_rate=0.0, relit_weight=10.0)
+    recipe = tiny(restoration_continued=[moving, frozen])
+    assert recipe.restoration_continued == (moving, frozen)
+    assert [folder for folder, _, _ in recipes.training_phases(recipe)][3:] == ["restoration_continued",
+                                                                               "restoration_continued_2"]
+    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
+    assert "train/relit" in histories["restoration_continued_2"][-1]
+    assert "train/relit" not in histories["restoration_continued"][-1]
+    after_first = recipes.load_run(tmp_path, tiny(restoration_continued=moving))
+    stage_three = recipes.load_run(tmp_path, tiny())
+    for name, value in model.restoration.state_dict().items():
+        assert torch.equal(value, after_first.restoration.state_dict()[name]), name
+    assert any(not torch.equal(value, stage_three.restoration.state_dict()[name])
+               for name, value in model.restoration.state_dict().items())
+
+
+def test_restoration_phases_are_checked():
+    assert tiny(restoration_continued=None).restoration_continued == ()
+    with pytest.raises(TypeError, match="StageSettings"):
+        tiny(restoration_continued=[{"epochs": 1}])
+    relit = recipes.StageSettings(epochs=1, batch_size=4, patch=32, relit_weight=1.0)
+    with pytest.raises(ValueError, match="restoration stage only"):
+        recipes.make_stage_trainer("decomposition", replace(tiny(), decomposition=relit), progress=False)
+    assert "relit loss x 1" in recipes.describe({"r": tiny(restoration_continued=relit)}).loc[
+        "restoration, continued", "r"]
+
+
+def test_the_restoration_step_adds_the_weighted_relit_loss():
+    class Recorder:
+        def __init__(self, modules):
+            self.modules = modules
+            self.losses = []
+
+        def optimize(self, loss, name):
+            self.losses.append(loss.item())
+
+    torch.manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
+    modules = {"decomposition": recipes.DecompositionNet(4), "adjustment": recipes.IlluminationAdjustNet(4),
+               "restoration": recipes.RestorationNet(4)}
+    totals = {}
+    for weight in (0.0, 3.0):
+        settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, relit_weight=weight)
+        trainer = Recorder(modules)
+        logged = recipes.RestorationTask(replace(tiny(), restoration=settings), modules["decomposition"], modules["adjustment"]
+                                         ).training_step(batch, trainer)
+        totals[weight] = trainer.losses[0]
+    assert "relit" in logged and logged["relit"].item() > 0
+    assert totals[3.0] - totals[0.0] == pytest.approx(3.0 * logged["relit"].item(), rel=1e-5)
 
 
 def test_the_decomposition_step_uses_the_recipes_reflectance_weight():

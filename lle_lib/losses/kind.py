@@ -6,7 +6,7 @@ KinD trains three networks in three stages, each with its own objective:
   :func:`reflectance_similarity_loss` between them, :func:`mutual_consistency_loss` of the two illuminations and
   :func:`input_guided_smoothness_loss` of each illumination;
 * restoration (:func:`restoration_loss`): squared error, ``1 - SSIM`` and :func:`gradient_difference_loss` against the
-  well-lit reflectance;
+  well-lit reflectance (and, the book's addition, :func:`relit_loss` of the relit image);
 * adjustment (:func:`adjustment_loss`): squared error and :func:`gradient_difference_loss` against the target
   illumination.
 
@@ -173,6 +173,14 @@ def restoration_loss(restored: torch.Tensor, target: torch.Tensor) -> tuple[torc
         "gradient": gradient_difference_loss(restored, target),
     }
     return sum(parts.values()), {name: value.detach() for name, value in parts.items()}
+
+
+def relit_loss(restored: torch.Tensor, adjusted: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """The book's addition to the restoration objective, not the authors': ``mean (R_hat * I_hat - S_h)^2``, the
+    squared error of the *relit* image, the restored reflectance ``R_hat`` times the adjusted illumination ``I_hat``
+    (N, 1, H, W), against the well-lit image ``S_h``. :func:`restoration_loss` weighs every pixel of the reflectance
+    alike; this term weighs it by the light it will get, as the evaluation does."""
+    return F.mse_loss(restored * adjusted, image)
 
 
 def adjustment_loss(adjusted: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

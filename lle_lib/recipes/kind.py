@@ -9,8 +9,9 @@ KinD's networks are trained one after the other, each stage freezing the ones be
 3. ``restoration``: :class:`~lle_lib.models.kind.RestorationNet` turns the low image's reflectance into the high
    image's (raised to the power 1.2, as the authors do; :func:`~lle_lib.losses.kind.restoration_loss`).
 
-A recipe may add a continued restoration phase (``restoration_continued``: the stage's best net trains on with new
-settings, such as larger patches at a lower rate), as the shipped one does. Every stage validates on the paired
+A recipe may add continued restoration phases (``restoration_continued``: the stage's best net trains on with new
+settings, such as larger patches, a lower rate or the book's :func:`~lle_lib.losses.kind.relit_loss`), as the
+shipped one does. Every stage validates on the paired
 validation split; the test split is only scored at the end. Command line::
 
     python -m lle_lib.recipes.kind --preset quick --out runs/kind       # all three stages, resumable
@@ -31,7 +32,7 @@ from .. import metrics
 from ..data import load_paired
 from ..evaluate import PROTOCOL, Evaluation, evaluate, score
 from ..images import to_image
-from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, restoration_loss
+from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, relit_loss, restoration_loss
 from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
                            illumination_ratio, relight)
 from ..train import Task, TrainConfig, Trainer
@@ -47,13 +48,15 @@ RESTORATION_TARGET_POWER = 1.2
 
 @dataclass(frozen=True)
 class StageSettings:
-    """How one stage trains: epochs, batch size, square patch size, learning rate (Adam), validation period."""
+    """How one stage trains: epochs, batch size, square patch size, learning rate (Adam), validation period, and for
+    the restoration only, the weight of the book's :func:`~lle_lib.losses.kind.relit_loss` (0: the authors' loss)."""
 
     epochs: int
     batch_size: int
     patch: int
     learning_rate: float = 1e-4
     val_every: int = 1              # validate (and pick the best epoch) every this many epochs, and at the end
+    relit_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,21 @@ class KinDRecipe:
     # switches it off. Pilots on LOL: with the illumination prior alone the reflectance learnt no colour in 20
     # epochs (R near 1 everywhere); with this term and the decomposition's learning rate at 3e-3 it did.
     reflectance_prior_weight: float = 0.0
-    # The book's, not the authors': a second restoration phase. The stage's best net trains on with these settings
-    # (new optimiser; typically larger patches at a lower rate, standing in for the authors' lower rate late in
-    # training), checkpoints in its own folder, and is picked again at its best validation epoch. None: no phase.
-    restoration_continued: StageSettings | None = None
+    # The book's, not the authors': further restoration phases, in order. Each starts from the previous phase's best
+    # net and trains on with its own settings (new optimiser; typically larger patches at a lower rate, standing in
+    # for the authors' lower rate late in training), checkpoints in its own folder, and is picked again at its best
+    # validation epoch. Empty: none.
+    restoration_continued: tuple[StageSettings, ...] = ()
+
+    def __post_init__(self):
+        phases = self.restoration_continued       # one phase may be given alone; stored as a tuple
+        if isinstance(phases, StageSettings):
+            phases = (phases,)
+        elif phases is None:
+            phases = ()
+        if not all(isinstance(phase, StageSettings) for phase in phases):
+            raise TypeError("restoration_continued must hold StageSettings, one per continued restoration phase")
+        object.__setattr__(self, "restoration_continued", tuple(phases))
 
     def prior_fade_at(self, epoch: int) -> float:
         """How much of the warm start is on during ``epoch`` (counted from 1): ``1 - (epoch - 1) / prior_epochs``,
@@ -131,17 +145,19 @@ SHIPPED = {
                        adjustment=StageSettings(epochs=150, batch_size=10, patch=48, learning_rate=1e-3, val_every=30),
                        restoration=StageSettings(epochs=60, batch_size=4, patch=96, learning_rate=5e-4, val_every=5),
                        prior_weight=1.0, prior_epochs=15, reflectance_prior_weight=1.0,
-                       restoration_continued=StageSettings(epochs=60, batch_size=4, patch=128, learning_rate=2.5e-4,
-                                                           val_every=5)),
+                       restoration_continued=(StageSettings(epochs=60, batch_size=4, patch=128,
+                                                            learning_rate=2.5e-4, val_every=5),)),
 }
 
 
 def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
     """A readable table of KinD recipes, one column per recipe: the widths, each stage as
-    "epochs x batch of patch-squared patches, learning rate", and the decomposition-loss settings."""
+    "epochs x batch of patch-squared patches, learning rate" (and the relit loss's weight when it is on), and the
+    decomposition-loss settings."""
     def stage(settings: StageSettings) -> str:
+        relit = f", relit loss x {settings.relit_weight:g}" if settings.relit_weight else ""
         return (f"{settings.epochs} ep x {settings.batch_size} of {settings.patch}\u00b2, "
-                f"lr {settings.learning_rate:g}")
+                f"lr {settings.learning_rate:g}{relit}")
 
     rows = {}
     for name, recipe in recipes.items():
@@ -149,8 +165,7 @@ def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
             "widths (decomposition, restoration, adjustment)":
                 f"{recipe.decomposition_width}, {recipe.restoration_width}, {recipe.adjustment_width}",
             **{f"{s} stage": stage(getattr(recipe, s)) for s in STAGES},
-            "restoration, continued": ("none" if recipe.restoration_continued is None
-                                       else stage(recipe.restoration_continued)),
+            "restoration, continued": ("; then ".join(stage(s) for s in recipe.restoration_continued) or "none"),
             "training pairs": "all" if recipe.train_items is None else str(recipe.train_items),
             "reflectance-similarity weight": f"{recipe.reflectance_weight:g}",
             "warm start": _warm_start(recipe),
@@ -259,7 +274,7 @@ class RestorationTask(Task):
 
     def modules(self):
         restoration = RestorationNet(self.recipe.restoration_width)
-        if self.start is not None:      # the continued phase starts from the first phase's best net
+        if self.start is not None:      # a continued phase starts from the previous phase's best net
             restoration.load_state_dict(self.start.state_dict())
         return {"decomposition": _frozen(self.decomposition), "adjustment": _frozen(self.adjustment),
                 "restoration": restoration}
@@ -269,10 +284,20 @@ class RestorationTask(Task):
                                                 lr=self.recipe.restoration.learning_rate)}
 
     def training_step(self, batch, trainer):
+        weight = self.recipe.restoration.relit_weight
         with torch.no_grad():
             reflectance, illumination = trainer.modules["decomposition"](batch["low"])
-            target = trainer.modules["decomposition"](batch["high"]).reflectance ** RESTORATION_TARGET_POWER
-        loss, parts = restoration_loss(trainer.modules["restoration"](reflectance, illumination), target)
+            high = trainer.modules["decomposition"](batch["high"])
+            target = high.reflectance ** RESTORATION_TARGET_POWER
+        restored = trainer.modules["restoration"](reflectance, illumination)
+        loss, parts = restoration_loss(restored, target)
+        if weight:      # the book's relit term: the patch relit to its target's level, as the validation does
+            with torch.no_grad():
+                adjusted = trainer.modules["adjustment"](illumination,
+                                                         illumination_ratio(illumination, high.illumination))
+            parts["relit"] = relit_loss(restored, adjusted, batch["high"])
+            loss = loss + weight * parts["relit"]
+            parts["relit"] = parts["relit"].detach()
         trainer.optimize(loss, "restoration")
         return {"loss": loss, **parts}
 
@@ -291,13 +316,13 @@ MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/
 
 
 def training_phases(recipe: KinDRecipe) -> list[tuple[str, str, KinDRecipe]]:
-    """The runs of :func:`train_kind` in order, as ``(folder, stage, recipe)``: the three stages, then, when
-    ``recipe.restoration_continued`` is set, the continued restoration (folder ``restoration_continued``, stage
-    ``restoration``, the recipe with its restoration settings replaced)."""
+    """The runs of :func:`train_kind` in order, as ``(folder, stage, recipe)``: the three stages, then each phase of
+    ``recipe.restoration_continued`` (folders ``restoration_continued``, ``restoration_continued_2``, ...; stage
+    ``restoration``; the recipe with its restoration settings replaced by the phase's)."""
     phases = [(stage, stage, recipe) for stage in STAGES]
-    if recipe.restoration_continued is not None:
-        phases.append(("restoration_continued", "restoration",
-                       replace(recipe, restoration=recipe.restoration_continued)))
+    for number, settings in enumerate(recipe.restoration_continued, start=1):
+        folder = "restoration_continued" + (f"_{number}" if number > 1 else "")
+        phases.append((folder, "restoration", replace(recipe, restoration=settings)))
     return phases
 
 
@@ -306,7 +331,7 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
                        progress: bool = True, start: torch.nn.Module | None = None) -> Trainer:
     """A :class:`Trainer` for one stage. ``previous`` holds the trained networks of the earlier stages
     (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration). ``start``, for the
-    restoration only, is a trained restoration net to continue from (the continued phase)."""
+    restoration only, is a trained restoration net to continue from (a continued phase)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
     previous = previous or {}
@@ -316,6 +341,8 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
     if start is not None and stage != "restoration":
         raise ValueError("only the restoration stage can start from a trained net")
+    if stage != "restoration" and getattr(recipe, stage).relit_weight:
+        raise ValueError(f"relit_weight is for the restoration stage only, not the {stage} stage")
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
@@ -341,7 +368,7 @@ def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
 
 def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
                out_dir: str | Path | None = None, progress: bool = True) -> tuple[KinD, dict[str, list[dict]]]:
-    """Train the three stages in order, then the continued restoration if the recipe has one; returns the assembled
+    """Train the three stages in order, then the continued restoration phases if any; returns the assembled
     :class:`KinD` (each net at its best validation epoch) and the history of each phase (:func:`training_phases`).
     With ``out_dir``, phase ``p`` keeps its checkpoints in ``out_dir/p`` and an interrupted run resumes where it
     stopped."""
