@@ -150,8 +150,9 @@ def test_the_restoration_step_adds_the_weighted_relit_loss():
     for weight in (0.0, 3.0):
         settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, relit_weight=weight)
         trainer = Recorder(modules)
-        logged = recipes.RestorationTask(replace(tiny(), restoration=settings), modules["decomposition"], modules["adjustment"]
-                                         ).training_step(batch, trainer)
+        task = recipes.RestorationTask(replace(tiny(), restoration=settings), modules["decomposition"],
+                                       modules["adjustment"])
+        logged = task.training_step(batch, trainer)
         totals[weight] = trainer.losses[0]
     assert "relit" in logged and logged["relit"].item() > 0
     assert totals[3.0] - totals[0.0] == pytest.approx(3.0 * logged["relit"].item(), rel=1e-5)

@@ -11,8 +11,8 @@ KinD's networks are trained one after the other, each stage freezing the ones be
 
 A recipe may add continued restoration phases (``restoration_continued``: the stage's best net trains on with new
 settings, such as larger patches, a lower rate or the book's :func:`~lle_lib.losses.kind.relit_loss`), as the
-shipped one does. Every stage validates on the paired
-validation split; the test split is only scored at the end. Command line::
+shipped one does. Every stage validates on the paired validation split; the test split is only scored at the end.
+Command line::
 
     python -m lle_lib.recipes.kind --preset quick --out runs/kind       # all three stages, resumable
     python -m lle_lib.recipes.kind --preset kind --out runs/kind --export kind.pt   # the shipped recipe
