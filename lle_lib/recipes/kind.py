@@ -295,9 +295,9 @@ class RestorationTask(Task):
             with torch.no_grad():
                 adjusted = trainer.modules["adjustment"](illumination,
                                                          illumination_ratio(illumination, high.illumination))
-            parts["relit"] = relit_loss(restored, adjusted, batch["high"])
-            loss = loss + weight * parts["relit"]
-            parts["relit"] = parts["relit"].detach()
+            relit = relit_loss(restored, adjusted, batch["high"])
+            loss = loss + weight * relit
+            parts["relit"] = relit.detach()
         trainer.optimize(loss, "restoration")
         return {"loss": loss, **parts}
 
