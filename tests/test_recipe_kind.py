@@ -133,6 +133,66 @@ def test_restoration_phases_are_checked():
         "restoration, continued", "r"]
 
 
+def test_a_phase_with_a_weight_average_scores_it_and_hands_it_on(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    averaged = recipes.StageSettings(epochs=2, batch_size=4, patch=32, learning_rate=1e-3, ema_decay=0.5)
+    recipe = tiny(restoration_continued=averaged)
+    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
+    last = histories["restoration_continued"][-1]
+    assert {"val/psnr", "val/psnr_raw", "val/ssim_raw"} <= last.keys()
+    assert last["val/psnr"] != last["val/psnr_raw"]        # two different nets were scored
+    best = torch.load(tmp_path / "restoration_continued" / "best.pt", weights_only=True)["modules"]
+    for name, value in model.restoration.state_dict().items():     # the average is what the run hands on
+        assert torch.equal(value, best["restoration_ema"][name]), name
+    assert any(not torch.equal(value, best["restoration"][name]) for name, value in model.restoration.state_dict().items())
+    loaded = recipes.load_run(tmp_path, recipe)
+    assert all(torch.equal(value, loaded.restoration.state_dict()[name])
+               for name, value in model.restoration.state_dict().items())
+    assert "val/psnr_raw" not in histories["restoration"][-1]          # the first phase kept no average
+
+
+def test_the_weight_average_moves_by_one_minus_the_decay_per_step():
+    class SGDRecorder:
+        """Stands in for the trainer: one plain SGD step per optimize call."""
+        def __init__(self, modules):
+            self.modules = modules
+
+        def unwrap(self, name):
+            return self.modules[name]
+
+        def optimize(self, loss, name):
+            parameters = list(self.modules[name].parameters())
+            for parameter, gradient in zip(parameters, torch.autograd.grad(loss, parameters)):
+                parameter.data -= 0.1 * gradient
+
+    torch.manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
+    settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, ema_decay=0.75)
+    task = recipes.RestorationTask(replace(tiny(), restoration=settings), recipes.DecompositionNet(4),
+                                   recipes.IlluminationAdjustNet(4), start=recipes.RestorationNet(4))
+    modules = task.modules()
+    start = {name: value.clone() for name, value in modules["restoration"].state_dict().items()}
+    assert all(torch.equal(value, modules["restoration_ema"].state_dict()[name]) for name, value in start.items())
+    task.training_step(batch, SGDRecorder(modules))
+    after = modules["restoration"].state_dict()
+    assert any(not torch.equal(after[name], start[name]) for name in start)
+    for name, value in modules["restoration_ema"].state_dict().items():
+        assert torch.allclose(value, 0.75 * start[name] + 0.25 * after[name], atol=1e-7), name
+
+
+def test_the_weight_average_is_checked_and_described():
+    assert recipes.StageSettings(epochs=1, batch_size=1, patch=8).restoration_module == "restoration"
+    averaged = recipes.StageSettings(epochs=1, batch_size=4, patch=32, ema_decay=0.999)
+    assert averaged.restoration_module == "restoration_ema"
+    with pytest.raises(ValueError, match="restoration stage only"):
+        recipes.make_stage_trainer("decomposition", replace(tiny(), decomposition=averaged), progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        recipes.make_stage_trainer("restoration", replace(tiny(), restoration=replace(averaged, ema_decay=1.0)),
+                                   previous={"decomposition": None, "adjustment": None}, progress=False)
+    assert "weight average 0.999" in recipes.describe({"r": tiny(restoration_continued=averaged)}).loc[
+        "restoration, continued", "r"]
+
+
 def test_the_restoration_step_adds_the_weighted_relit_loss():
     class Recorder:
         def __init__(self, modules):

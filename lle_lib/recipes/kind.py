@@ -21,6 +21,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..images import to_image
 from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, relit_loss, restoration_loss
 from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
                            illumination_ratio, relight)
-from ..train import Task, TrainConfig, Trainer
+from ..train import Task, TrainConfig, Trainer, update_ema
 from ..weights import save_weights
 from . import card_scores, hardware_description, load_shipped_or_train, training_and_validation
 
@@ -49,7 +50,11 @@ RESTORATION_TARGET_POWER = 1.2
 @dataclass(frozen=True)
 class StageSettings:
     """How one stage trains: epochs, batch size, square patch size, learning rate (Adam), validation period, and for
-    the restoration only, the weight of the book's :func:`~lle_lib.losses.kind.relit_loss` (0: the authors' loss)."""
+    the restoration only two options of the book's (neither is the authors'): the weight of
+    :func:`~lle_lib.losses.kind.relit_loss` (0: the authors' loss), and ``ema_decay``, which keeps an exponential
+    moving average of the restoration net's weights (:func:`~lle_lib.train.update_ema`). The average is then what
+    validation scores, what selects the epoch and what the next phase or the export takes (the current weights are
+    still scored, as ``val/psnr_raw``). ``None``: no average."""
 
     epochs: int
     batch_size: int
@@ -57,6 +62,12 @@ class StageSettings:
     learning_rate: float = 1e-4
     val_every: int = 1              # validate (and pick the best epoch) every this many epochs, and at the end
     relit_weight: float = 0.0
+    ema_decay: float | None = None
+
+    @property
+    def restoration_module(self) -> str:
+        """The restoration module this stage's validation scores and hands on: the weight average if there is one."""
+        return "restoration" if self.ema_decay is None else "restoration_ema"
 
 
 @dataclass(frozen=True)
@@ -156,8 +167,9 @@ def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
     decomposition-loss settings."""
     def stage(settings: StageSettings) -> str:
         relit = f", relit loss x {settings.relit_weight:g}" if settings.relit_weight else ""
+        average = f", weight average {settings.ema_decay:g}" if settings.ema_decay is not None else ""
         return (f"{settings.epochs} ep x {settings.batch_size} of {settings.patch}\u00b2, "
-                f"lr {settings.learning_rate:g}{relit}")
+                f"lr {settings.learning_rate:g}{relit}{average}")
 
     rows = {}
     for name, recipe in recipes.items():
@@ -266,7 +278,9 @@ class AdjustmentTask(Task):
 class RestorationTask(Task):
     """Stage 3: restore the low image's reflectance towards the well-lit one's (frozen decomposition); validation
     scores the whole pipeline's PSNR with the ratio taken from the target (the authors' protocol, fine on the
-    validation split, where it only ranks epochs)."""
+    validation split, where it only ranks epochs). With ``ema_decay`` a fourth module, ``restoration_ema``, follows
+    the restoration net's weights as a moving average after each step; it has no trainable parameters, so the
+    trainer neither wraps it in DDP nor hands it an optimizer, but it is checkpointed and resumed with the rest."""
 
     def __init__(self, recipe: KinDRecipe, decomposition: DecompositionNet, adjustment: IlluminationAdjustNet,
                  start: RestorationNet | None = None):
@@ -276,8 +290,11 @@ class RestorationTask(Task):
         restoration = RestorationNet(self.recipe.restoration_width)
         if self.start is not None:      # a continued phase starts from the previous phase's best net
             restoration.load_state_dict(self.start.state_dict())
-        return {"decomposition": _frozen(self.decomposition), "adjustment": _frozen(self.adjustment),
-                "restoration": restoration}
+        modules = {"decomposition": _frozen(self.decomposition), "adjustment": _frozen(self.adjustment),
+                   "restoration": restoration}
+        if self.recipe.restoration.ema_decay is not None:     # the average starts where the net starts
+            modules["restoration_ema"] = copy.deepcopy(restoration).requires_grad_(False)
+        return modules
 
     def configure_optimizers(self, modules):
         return {"restoration": torch.optim.Adam(modules["restoration"].parameters(),
@@ -299,16 +316,25 @@ class RestorationTask(Task):
             loss = loss + weight * relit
             parts["relit"] = relit.detach()
         trainer.optimize(loss, "restoration")
+        if self.recipe.restoration.ema_decay is not None:
+            update_ema(trainer.unwrap("restoration_ema"), trainer.unwrap("restoration"),
+                       self.recipe.restoration.ema_decay)
         return {"loss": loss, **parts}
 
     def validation_step(self, batch, trainer):
         decompose = trainer.modules["decomposition"]
         reflectance, illumination = decompose(batch["low"])
         ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
-        enhanced = trainer.modules["restoration"](reflectance, illumination) * trainer.modules["adjustment"](
-            illumination, ratio)
-        return {"psnr": metrics.psnr(enhanced.clamp(0, 1), batch["high"]),
-                "ssim": metrics.ssim(enhanced.clamp(0, 1), batch["high"])}
+        adjusted = trainer.modules["adjustment"](illumination, ratio)
+        scored = {"": self.recipe.restoration.restoration_module}
+        if self.recipe.restoration.ema_decay is not None:
+            scored["_raw"] = "restoration"
+        scores = {}
+        for suffix, name in scored.items():
+            enhanced = (trainer.modules[name](reflectance, illumination) * adjusted).clamp(0, 1)
+            scores[f"psnr{suffix}"] = metrics.psnr(enhanced, batch["high"])
+            scores[f"ssim{suffix}"] = metrics.ssim(enhanced, batch["high"])
+        return scores
 
 
 MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/illumination_mse", "min"),
@@ -343,6 +369,10 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
         raise ValueError("only the restoration stage can start from a trained net")
     if stage != "restoration" and getattr(recipe, stage).relit_weight:
         raise ValueError(f"relit_weight is for the restoration stage only, not the {stage} stage")
+    if stage != "restoration" and getattr(recipe, stage).ema_decay is not None:
+        raise ValueError(f"ema_decay is for the restoration stage only, not the {stage} stage")
+    if getattr(recipe, stage).ema_decay is not None and not 0 <= getattr(recipe, stage).ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1) or None, not {getattr(recipe, stage).ema_decay!r}")
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
@@ -357,8 +387,14 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
     return Trainer(task, train, config_, val_dataset=val)
 
 
+def _handed_on(stage: str, settings: StageSettings) -> str:
+    """The module a phase of ``stage`` hands on: the restoration's weight average if it keeps one, else the net."""
+    return settings.restoration_module if stage == "restoration" else stage
+
+
 def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
-    """The stage's network at its best validation epoch (from ``best.pt``), or as trained when nothing was saved."""
+    """Module ``name`` at the stage's best validation epoch (from ``best.pt``), or as trained when nothing was
+    saved."""
     module = trainer.unwrap(name)
     if trainer.out_dir is not None and (trainer.out_dir / "best.pt").is_file():
         checkpoint = torch.load(trainer.out_dir / "best.pt", map_location=trainer.device, weights_only=True)
@@ -378,7 +414,7 @@ def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str 
         trainer = make_stage_trainer(stage, phase_recipe, previous=trained, data_dir=data_dir, seed=seed,
                                      device=device, out_dir=stage_dir, progress=progress, start=trained.get(stage))
         histories[folder] = trainer.fit()
-        trained[stage] = _best_module(trainer, stage)
+        trained[stage] = _best_module(trainer, _handed_on(stage, getattr(phase_recipe, stage)))
     model = recipe.build()
     model.decomposition.load_state_dict(trained["decomposition"].state_dict())
     model.adjustment.load_state_dict(trained["adjustment"].state_dict())
@@ -390,11 +426,11 @@ def load_run(run_dir: str | Path, recipe: KinDRecipe) -> KinD:
     """The :class:`KinD` of a finished :func:`train_kind` run: each stage's network from its last phase's
     ``run_dir/<phase>/best.pt`` (its best validation epoch), or ``last.pt`` when that phase never validated."""
     model = recipe.build()
-    for name, stage, _ in training_phases(recipe):
+    for name, stage, phase_recipe in training_phases(recipe):
         folder = Path(run_dir) / name
         path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        getattr(model, stage).load_state_dict(checkpoint["modules"][stage])
+        getattr(model, stage).load_state_dict(checkpoint["modules"][_handed_on(stage, getattr(phase_recipe, stage))])
     return model.eval()
 
 
