@@ -64,6 +64,10 @@ class StageSettings:
     relit_weight: float = 0.0
     ema_decay: float | None = None
 
+    def __post_init__(self):
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) or None, not {self.ema_decay!r}")
+
     @property
     def restoration_module(self) -> str:
         """The restoration module this stage's validation scores and hands on: the weight average if there is one."""
@@ -367,17 +371,15 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
     if start is not None and stage != "restoration":
         raise ValueError("only the restoration stage can start from a trained net")
-    if stage != "restoration" and getattr(recipe, stage).relit_weight:
+    settings = getattr(recipe, stage)
+    if stage != "restoration" and settings.relit_weight:
         raise ValueError(f"relit_weight is for the restoration stage only, not the {stage} stage")
-    if stage != "restoration" and getattr(recipe, stage).ema_decay is not None:
+    if stage != "restoration" and settings.ema_decay is not None:
         raise ValueError(f"ema_decay is for the restoration stage only, not the {stage} stage")
-    if getattr(recipe, stage).ema_decay is not None and not 0 <= getattr(recipe, stage).ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1) or None, not {getattr(recipe, stage).ema_decay!r}")
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
                                                    start)}[stage]()
-    settings = getattr(recipe, stage)
     train, val = training_and_validation(data_dir, seed=seed, size=settings.patch, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
     monitor, mode = MONITORS[stage]
