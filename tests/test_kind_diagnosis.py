@@ -67,3 +67,13 @@ def test_protocols_report_each_way_of_setting_the_ratio(items):
     assert scores["fixed ratio"] in (2.0, 4.0) and scores["fixed level"] in (0.5, 1.0)
     assert all(math.isfinite(value) for value in scores.values())
     assert scores["fixed ratio, GT-mean"] != scores["fixed ratio, plain"]
+    for name in ("fixed ratio", "fixed level"):    # the setting best for GT-mean is at least as good there
+        assert scores[f"{name} for GT-mean, GT-mean"] >= scores[f"{name}, GT-mean"]
+    # the fixed level is read from each low image: at level v, the ratio is v / mean(I_low), so one ratio for all
+    # only matches it where the images share a mean illumination; check one image by hand
+    one = cached[:1]
+    v = 0.5
+    by_level = kind_diagnosis.protocols(model.adjustment, one, ratios=(float(v / one[0]["illumination"].mean()),),
+                                        levels=(v,))
+    assert by_level["fixed level, plain"] == pytest.approx(by_level["fixed ratio, plain"], abs=1e-5)
+    assert by_level["fixed level, GT-mean"] == pytest.approx(by_level["fixed ratio, GT-mean"], abs=1e-5)

@@ -131,6 +131,11 @@ def test_restoration_phases_are_checked():
         recipes.make_stage_trainer("decomposition", replace(tiny(), decomposition=relit), progress=False)
     assert "relit loss x 1" in recipes.describe({"r": tiny(restoration_continued=relit)}).loc[
         "restoration, continued", "r"]
+    matched = replace(relit, relit_match_mean=True)
+    assert "relit loss x 1 (mean matched)" in recipes.describe({"r": tiny(restoration_continued=matched)}).loc[
+        "restoration, continued", "r"]
+    with pytest.raises(ValueError, match="relit_weight > 0"):
+        replace(relit, relit_weight=0.0, relit_match_mean=True)
 
 
 def test_a_phase_with_a_weight_average_scores_it_and_hands_it_on(tmp_path, monkeypatch):
@@ -216,6 +221,15 @@ def test_the_restoration_step_adds_the_weighted_relit_loss():
         totals[weight] = trainer.losses[0]
     assert "relit" in logged and logged["relit"].item() > 0
     assert totals[3.0] - totals[0.0] == pytest.approx(3.0 * logged["relit"].item(), rel=1e-5)
+    # with the mean matched the step adds the mean-matched term; here it is smaller, as the untrained nets get the
+    # brightness wrong
+    settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, relit_weight=3.0, relit_match_mean=True)
+    trainer = Recorder(modules)
+    task = recipes.RestorationTask(replace(tiny(), restoration=settings), modules["decomposition"],
+                                   modules["adjustment"])
+    matched = task.training_step(batch, trainer)["relit"].item()
+    assert 0 < matched < logged["relit"].item()
+    assert trainer.losses[0] - totals[0.0] == pytest.approx(3.0 * matched, rel=1e-5)
 
 
 def test_the_decomposition_step_uses_the_recipes_reflectance_weight():
@@ -324,3 +338,74 @@ def test_describe_lists_each_recipe_with_its_stages_and_warm_start():
     only_light = recipes.describe({"a": tiny(prior_weight=0.5, prior_epochs=3)})
     assert only_light.loc["warm start", "a"] == "illumination 0.5, faded over 3 epochs"
     assert table.loc["training pairs", "quick"] == "48"
+
+
+def test_the_calibration_fine_tunes_the_adjustment_net_alone_and_is_the_one_loaded(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    calibration = recipes.StageSettings(epochs=2, batch_size=4, patch=32, learning_rate=1e-3)
+    recipe = tiny(adjustment_calibration=calibration)
+    assert recipes.training_phases(recipe)[-1][:2] == ("adjustment_calibration", "calibration")
+    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
+    assert {"train/relit", "train/brighten", "train/darken", "val/psnr"} <= set(histories["adjustment_calibration"][-1])
+    before = recipes.load_run(tmp_path, tiny())          # the same run without the last phase
+    for net in ("decomposition", "restoration"):
+        for name, value in getattr(model, net).state_dict().items():
+            assert torch.equal(value, getattr(before, net).state_dict()[name]), (net, name)
+    assert any(not torch.equal(value, before.adjustment.state_dict()[name])
+               for name, value in model.adjustment.state_dict().items())
+    reloaded = recipes.load_run(tmp_path, recipe)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, reloaded.state_dict()[name]), name
+    assert "32\u00b2" in recipes.describe({"r": recipe}).loc["adjustment, calibrated", "r"]
+    assert recipes.describe({"r": tiny()}).loc["adjustment, calibrated", "r"] == "none"
+
+
+def test_the_calibration_stage_is_checked(monkeypatch):
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    nets = {"decomposition": recipes.DecompositionNet(4), "adjustment": recipes.IlluminationAdjustNet(4)}
+    calibration = recipes.StageSettings(epochs=1, batch_size=4, patch=32)
+    with pytest.raises(ValueError, match="restoration"):
+        recipes.make_stage_trainer("calibration", tiny(adjustment_calibration=calibration), previous=nets,
+                                   progress=False)
+    with pytest.raises(ValueError, match="adjustment_calibration"):
+        recipes.make_stage_trainer("calibration", tiny(), previous={**nets, "restoration": recipes.RestorationNet(4)},
+                                   progress=False)
+    with pytest.raises(TypeError, match="adjustment_calibration"):
+        tiny(adjustment_calibration={"epochs": 1})
+    with pytest.raises(ValueError, match="restoration stage only"):
+        recipes.make_stage_trainer("calibration", tiny(adjustment_calibration=replace(calibration, relit_weight=1.0)),
+                                   previous={**nets, "restoration": recipes.RestorationNet(4)}, progress=False)
+
+
+def test_the_calibration_step_brightens_by_the_patchs_own_ratio():
+    class Recorder:
+        def __init__(self, modules):
+            self.modules, self.calls = modules, []
+
+        def optimize(self, loss, name):
+            self.calls.append(name)
+
+    class SpyAdjustment(recipes.IlluminationAdjustNet):
+        def forward(self, illumination, ratio):
+            seen.append((illumination, torch.as_tensor(ratio)))
+            return super().forward(illumination, ratio)
+
+    torch.manual_seed(0)
+    seen = []
+    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
+    recipe = tiny(adjustment_calibration=recipes.StageSettings(epochs=1, batch_size=2, patch=16))
+    decomposition = recipes.DecompositionNet(recipe.decomposition_width)
+    restoration = recipes.RestorationNet(recipe.restoration_width)
+    task = recipes.CalibrationTask(recipe, decomposition, restoration,
+                                   recipes.IlluminationAdjustNet(recipe.adjustment_width))
+    modules = {**task.modules(), "adjustment": SpyAdjustment(recipe.adjustment_width)}
+    trainer = Recorder(modules)
+    logged = task.training_step(batch, trainer)
+    assert trainer.calls == ["adjustment"] and logged["relit"].item() > 0
+    with torch.no_grad():
+        low, high = decomposition(batch["low"]), decomposition(batch["high"])
+    (up_input, up), (down_input, down) = seen
+    assert torch.allclose(up_input, low.illumination) and torch.allclose(down_input, high.illumination)
+    assert torch.allclose(up, recipes.illumination_ratio(low.illumination, high.illumination))   # the evaluation's
+    assert torch.allclose(down, recipes.illumination_ratio(high.illumination, low.illumination))
+    assert not any(p.requires_grad for p in [*modules["decomposition"].parameters(), *restoration.parameters()])

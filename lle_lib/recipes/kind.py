@@ -11,7 +11,9 @@ KinD's networks are trained one after the other, each stage freezing the ones be
 
 A recipe may add continued restoration phases (``restoration_continued``: the stage's best net trains on with new
 settings, such as larger patches, a lower rate or the book's :func:`~lle_lib.losses.kind.relit_loss`), as the
-shipped one does. Every stage validates on the paired validation split; the test split is only scored at the end.
+shipped one does, and last a calibration of the adjustment net (``adjustment_calibration``: it trains on so that the
+relit image matches the well-lit one, :func:`~lle_lib.losses.kind.calibration_loss`). Every stage validates on
+the paired validation split; the test split is only scored at the end.
 Command line::
 
     python -m lle_lib.recipes.kind --preset quick --out runs/kind       # all three stages, resumable
@@ -33,7 +35,8 @@ from .. import metrics
 from ..data import load_paired
 from ..evaluate import PROTOCOL, Evaluation, evaluate, score
 from ..images import to_image
-from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, relit_loss, restoration_loss
+from ..losses.kind import (DECOMPOSITION_WEIGHTS, adjustment_loss, calibration_loss, decomposition_loss, relit_loss,
+                           restoration_loss)
 from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
                            illumination_ratio, relight)
 from ..train import Task, TrainConfig, Trainer, update_ema
@@ -50,11 +53,12 @@ RESTORATION_TARGET_POWER = 1.2
 @dataclass(frozen=True)
 class StageSettings:
     """How one stage trains: epochs, batch size, square patch size, learning rate (Adam), validation period, and for
-    the restoration only two options of the book's (neither is the authors'): the weight of
-    :func:`~lle_lib.losses.kind.relit_loss` (0: the authors' loss), and ``ema_decay``, which keeps an exponential
-    moving average of the restoration net's weights (:func:`~lle_lib.train.update_ema`). The average is then what
-    validation scores, what selects the epoch and what the next phase or the export takes (the current weights are
-    still scored, as ``val/psnr_raw``). ``None``: no average."""
+    the restoration only options of the book's (none is the authors'): the weight of
+    :func:`~lle_lib.losses.kind.relit_loss` (0: the authors' loss; with ``relit_match_mean`` the relit image is
+    first rescaled to its target's mean, so that the term ignores brightness), and ``ema_decay``, which keeps an
+    exponential moving average of the restoration net's weights (:func:`~lle_lib.train.update_ema`). The average is
+    then what validation scores, what selects the epoch and what the next phase or the export takes (the current
+    weights are still scored, as ``val/psnr_raw``). ``None``: no average."""
 
     epochs: int
     batch_size: int
@@ -63,10 +67,13 @@ class StageSettings:
     val_every: int = 1              # validate (and pick the best epoch) every this many epochs, and at the end
     relit_weight: float = 0.0
     ema_decay: float | None = None
+    relit_match_mean: bool = False
 
     def __post_init__(self):
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) or None, not {self.ema_decay!r}")
+        if self.relit_match_mean and not self.relit_weight:
+            raise ValueError("relit_match_mean changes the relit loss, which is off: set relit_weight > 0 too")
 
     @property
     def restoration_module(self) -> str:
@@ -109,6 +116,12 @@ class KinDRecipe:
     # for the authors' lower rate late in training), checkpoints in its own folder, and is picked again at its best
     # validation epoch. Empty: none.
     restoration_continued: tuple[StageSettings, ...] = ()
+    # The book's, not the authors': a last phase that fine-tunes the adjustment net, from its trained weights, with
+    # the final restoration net frozen, so that R_hat * adjust(I_low, r) matches the well-lit image at the ratio the
+    # authors' evaluation reads (losses.kind.calibration_loss; stage "calibration", folder
+    # "adjustment_calibration"). The adjustment stage reads its training ratio as 1 / mean(I_low / I_high), a harmonic
+    # mean of the per-pixel ratios that is never larger than the evaluation's mean(I_high / I_low). None: no such phase.
+    adjustment_calibration: StageSettings | None = None
 
     def __post_init__(self):
         phases = self.restoration_continued       # one phase may be given alone; stored as a tuple
@@ -119,6 +132,8 @@ class KinDRecipe:
         if not all(isinstance(phase, StageSettings) for phase in phases):
             raise TypeError("restoration_continued must hold StageSettings, one per continued restoration phase")
         object.__setattr__(self, "restoration_continued", tuple(phases))
+        if self.adjustment_calibration is not None and not isinstance(self.adjustment_calibration, StageSettings):
+            raise TypeError("adjustment_calibration must be StageSettings or None")
 
     def prior_fade_at(self, epoch: int) -> float:
         """How much of the warm start is on during ``epoch`` (counted from 1): ``1 - (epoch - 1) / prior_epochs``,
@@ -170,7 +185,8 @@ def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
     "epochs x batch of patch-squared patches, learning rate" (and the relit loss's weight when it is on), and the
     decomposition-loss settings."""
     def stage(settings: StageSettings) -> str:
-        relit = f", relit loss x {settings.relit_weight:g}" if settings.relit_weight else ""
+        matched = " (mean matched)" if settings.relit_match_mean else ""
+        relit = f", relit loss x {settings.relit_weight:g}{matched}" if settings.relit_weight else ""
         average = f", weight average {settings.ema_decay:g}" if settings.ema_decay is not None else ""
         return (f"{settings.epochs} ep x {settings.batch_size} of {settings.patch}\u00b2, "
                 f"lr {settings.learning_rate:g}{relit}{average}")
@@ -182,6 +198,8 @@ def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
                 f"{recipe.decomposition_width}, {recipe.restoration_width}, {recipe.adjustment_width}",
             **{f"{s} stage": stage(getattr(recipe, s)) for s in STAGES},
             "restoration, continued": ("; then ".join(stage(s) for s in recipe.restoration_continued) or "none"),
+            "adjustment, calibrated": ("none" if recipe.adjustment_calibration is None
+                                       else stage(recipe.adjustment_calibration)),
             "training pairs": "all" if recipe.train_items is None else str(recipe.train_items),
             "reflectance-similarity weight": f"{recipe.reflectance_weight:g}",
             "warm start": _warm_start(recipe),
@@ -316,7 +334,8 @@ class RestorationTask(Task):
             with torch.no_grad():
                 adjusted = trainer.modules["adjustment"](illumination,
                                                          illumination_ratio(illumination, high.illumination))
-            relit = relit_loss(restored, adjusted, batch["high"])
+            relit = relit_loss(restored, adjusted, batch["high"],
+                               match_mean=self.recipe.restoration.relit_match_mean)
             loss = loss + weight * relit
             parts["relit"] = relit.detach()
         trainer.optimize(loss, "restoration")
@@ -341,18 +360,64 @@ class RestorationTask(Task):
         return scores
 
 
+class CalibrationTask(Task):
+    """The book's last phase (``recipe.adjustment_calibration``), not the authors': the trained adjustment net trains
+    on with :func:`~lle_lib.losses.kind.calibration_loss`, the decomposition and the final restoration net frozen.
+    Each patch is brightened by ``mean(I_high / I_low)`` read from the patch, the formula of the authors' evaluation,
+    and darkened by its mirror. Validation scores the whole chain under the authors' protocol, as the restoration's
+    does."""
+
+    def __init__(self, recipe: KinDRecipe, decomposition: DecompositionNet, restoration: RestorationNet,
+                 adjustment: IlluminationAdjustNet):
+        self.recipe, self.decomposition, self.restoration, self.start = recipe, decomposition, restoration, adjustment
+
+    def modules(self):
+        adjustment = IlluminationAdjustNet(self.recipe.adjustment_width)
+        adjustment.load_state_dict(self.start.state_dict())
+        return {"decomposition": _frozen(self.decomposition), "restoration": _frozen(self.restoration),
+                "adjustment": adjustment}
+
+    def configure_optimizers(self, modules):
+        return {"adjustment": torch.optim.Adam(modules["adjustment"].parameters(),
+                                               lr=self.recipe.adjustment_calibration.learning_rate)}
+
+    def training_step(self, batch, trainer):
+        with torch.no_grad():
+            low = trainer.modules["decomposition"](batch["low"])
+            high = trainer.modules["decomposition"](batch["high"])
+            restored = trainer.modules["restoration"](low.reflectance, low.illumination)
+        adjust = trainer.modules["adjustment"]
+        brightened = adjust(low.illumination, illumination_ratio(low.illumination, high.illumination))
+        darkened = adjust(high.illumination, illumination_ratio(high.illumination, low.illumination))
+        loss, parts = calibration_loss(restored, brightened, batch["high"], high.illumination, darkened,
+                                       low.illumination)
+        trainer.optimize(loss, "adjustment")
+        return {"loss": loss, **parts}
+
+    def validation_step(self, batch, trainer):
+        decompose = trainer.modules["decomposition"]
+        reflectance, illumination = decompose(batch["low"])
+        ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
+        enhanced = (trainer.modules["restoration"](reflectance, illumination)
+                    * trainer.modules["adjustment"](illumination, ratio)).clamp(0, 1)
+        return {"psnr": metrics.psnr(enhanced, batch["high"]), "ssim": metrics.ssim(enhanced, batch["high"])}
+
+
 MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/illumination_mse", "min"),
-            "restoration": ("val/psnr", "max")}
+            "restoration": ("val/psnr", "max"), "calibration": ("val/psnr", "max")}
 
 
 def training_phases(recipe: KinDRecipe) -> list[tuple[str, str, KinDRecipe]]:
     """The runs of :func:`train_kind` in order, as ``(folder, stage, recipe)``: the three stages, then each phase of
     ``recipe.restoration_continued`` (folders ``restoration_continued``, ``restoration_continued_2``, ...; stage
-    ``restoration``; the recipe with its restoration settings replaced by the phase's)."""
+    ``restoration``; the recipe with its restoration settings replaced by the phase's), then, if the recipe has one,
+    the adjustment's calibration (folder ``adjustment_calibration``, stage ``calibration``)."""
     phases = [(stage, stage, recipe) for stage in STAGES]
     for number, settings in enumerate(recipe.restoration_continued, start=1):
         folder = "restoration_continued" + (f"_{number}" if number > 1 else "")
         phases.append((folder, "restoration", replace(recipe, restoration=settings)))
+    if recipe.adjustment_calibration is not None:
+        phases.append(("adjustment_calibration", "calibration", recipe))
     return phases
 
 
@@ -360,18 +425,22 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
                        data_dir=None, seed: int = 0, device: str = "auto", out_dir: str | Path | None = None,
                        progress: bool = True, start: torch.nn.Module | None = None) -> Trainer:
     """A :class:`Trainer` for one stage. ``previous`` holds the trained networks of the earlier stages
-    (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration). ``start``, for the
-    restoration only, is a trained restoration net to continue from (a continued phase)."""
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+    (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration, plus
+    ``"restoration"`` for the ``"calibration"`` of the adjustment net, which fine-tunes ``previous["adjustment"]``
+    with the recipe's ``adjustment_calibration`` settings). ``start``, for the restoration only, is a trained
+    restoration net to continue from (a continued phase)."""
+    if stage not in (*STAGES, "calibration"):
+        raise ValueError(f"stage must be one of {(*STAGES, 'calibration')}, not {stage!r}")
     previous = previous or {}
-    needed = STAGES[:STAGES.index(stage)]
+    needed = STAGES if stage == "calibration" else STAGES[:STAGES.index(stage)]
     missing = [name for name in needed if name not in previous]
     if missing:
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
     if start is not None and stage != "restoration":
         raise ValueError("only the restoration stage can start from a trained net")
-    settings = getattr(recipe, stage)
+    settings = recipe.adjustment_calibration if stage == "calibration" else getattr(recipe, stage)
+    if settings is None:
+        raise ValueError("the calibration stage needs the recipe's adjustment_calibration settings")
     if stage != "restoration" and settings.relit_weight:
         raise ValueError(f"relit_weight is for the restoration stage only, not the {stage} stage")
     if stage != "restoration" and settings.ema_decay is not None:
@@ -379,7 +448,9 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
-                                                   start)}[stage]()
+                                                   start),
+            "calibration": lambda: CalibrationTask(recipe, previous["decomposition"], previous["restoration"],
+                                                   previous["adjustment"])}[stage]()
     train, val = training_and_validation(data_dir, seed=seed, size=settings.patch, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
     monitor, mode = MONITORS[stage]
@@ -390,8 +461,20 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
 
 
 def _handed_on(stage: str, settings: StageSettings) -> str:
-    """The module a phase of ``stage`` hands on: the restoration's weight average if it keeps one, else the net."""
-    return settings.restoration_module if stage == "restoration" else stage
+    """The module a phase of ``stage`` hands on: the restoration's weight average if it keeps one, the adjustment
+    net for its calibration, else the stage's net."""
+    if stage == "restoration":
+        return settings.restoration_module
+    return "adjustment" if stage == "calibration" else stage
+
+
+def _settings(stage: str, recipe: KinDRecipe) -> StageSettings:
+    return recipe.adjustment_calibration if stage == "calibration" else getattr(recipe, stage)
+
+
+def _network(stage: str) -> str:
+    """The network of the KinD model that a phase of ``stage`` trains."""
+    return "adjustment" if stage == "calibration" else stage
 
 
 def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
@@ -406,17 +489,17 @@ def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
 
 def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
                out_dir: str | Path | None = None, progress: bool = True) -> tuple[KinD, dict[str, list[dict]]]:
-    """Train the three stages in order, then the continued restoration phases if any; returns the assembled
-    :class:`KinD` (each net at its best validation epoch) and the history of each phase (:func:`training_phases`).
-    With ``out_dir``, phase ``p`` keeps its checkpoints in ``out_dir/p`` and an interrupted run resumes where it
-    stopped."""
+    """Train the three stages in order, then the continued restoration phases and the adjustment's calibration if
+    any; returns the assembled :class:`KinD` (each net at its best validation epoch) and the history of each phase
+    (:func:`training_phases`). With ``out_dir``, phase ``p`` keeps its checkpoints in ``out_dir/p`` and an
+    interrupted run resumes where it stopped."""
     trained, histories = {}, {}
     for folder, stage, phase_recipe in training_phases(recipe):
         stage_dir = Path(out_dir) / folder if out_dir is not None else None
         trainer = make_stage_trainer(stage, phase_recipe, previous=trained, data_dir=data_dir, seed=seed,
                                      device=device, out_dir=stage_dir, progress=progress, start=trained.get(stage))
         histories[folder] = trainer.fit()
-        trained[stage] = _best_module(trainer, _handed_on(stage, getattr(phase_recipe, stage)))
+        trained[_network(stage)] = _best_module(trainer, _handed_on(stage, _settings(stage, phase_recipe)))
     model = recipe.build()
     model.decomposition.load_state_dict(trained["decomposition"].state_dict())
     model.adjustment.load_state_dict(trained["adjustment"].state_dict())
@@ -432,7 +515,8 @@ def load_run(run_dir: str | Path, recipe: KinDRecipe) -> KinD:
         folder = Path(run_dir) / name
         path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        getattr(model, stage).load_state_dict(checkpoint["modules"][_handed_on(stage, getattr(phase_recipe, stage))])
+        getattr(model, _network(stage)).load_state_dict(
+            checkpoint["modules"][_handed_on(stage, _settings(stage, phase_recipe))])
     return model.eval()
 
 
