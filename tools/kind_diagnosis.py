@@ -26,12 +26,11 @@ import random
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lle_lib import metrics
 from lle_lib.data import load_paired
-from lle_lib.losses.kind import adjustment_loss
+from lle_lib.losses.kind import calibration_loss
 from lle_lib.models.kind import KinD, illumination_ratio
 from lle_lib.recipes.kind import RATIO_GRID, RESTORATION_TARGET_POWER, load_shipped
 
@@ -92,7 +91,7 @@ def finetune_adjustment(adjustment: torch.nn.Module, items: list[dict], *, steps
     """Fine-tune ``adjustment`` in place on cached training pairs (:func:`decompose_pairs`) with
 
         L = || R_hat * adjust(I_low, r_up) - S_high ||^2 + L_adj(adjust(I_low, r_up), I_high)
-            + L_adj(adjust(I_high, r_down), I_low),
+            + L_adj(adjust(I_high, r_down), I_low)          (lle_lib.losses.kind.calibration_loss),
 
     ``r_up = mean(I_high / (I_low + eps))`` and ``r_down`` its mirror, each of the **whole** image (the authors'
     evaluation ratio; their training reads it from the patch), and ``L_adj`` KinD's adjustment loss. Random
@@ -112,9 +111,8 @@ def finetune_adjustment(adjustment: torch.nn.Module, items: list[dict], *, steps
         batch = {name: torch.rot90(torch.cat([crop[name] for crop in crops]), turns, (2, 3)) for name in crops[0]}
         brightened = adjustment(batch["illumination"], torch.cat([up[index] for index in chosen]))
         darkened = adjustment(batch["high_illumination"], torch.cat([down[index] for index in chosen]))
-        loss = (F.mse_loss(batch["restored"] * brightened, batch["high"])
-                + adjustment_loss(brightened, batch["high_illumination"])[0]
-                + adjustment_loss(darkened, batch["illumination"])[0])
+        loss, _ = calibration_loss(batch["restored"], brightened, batch["high"], batch["high_illumination"],
+                                   darkened, batch["illumination"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -438,7 +438,7 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
     if start is not None and stage != "restoration":
         raise ValueError("only the restoration stage can start from a trained net")
-    settings = recipe.adjustment_calibration if stage == "calibration" else getattr(recipe, stage)
+    settings = _settings(stage, recipe)
     if settings is None:
         raise ValueError("the calibration stage needs the recipe's adjustment_calibration settings")
     if stage != "restoration" and settings.relit_weight:
@@ -468,7 +468,8 @@ def _handed_on(stage: str, settings: StageSettings) -> str:
     return "adjustment" if stage == "calibration" else stage
 
 
-def _settings(stage: str, recipe: KinDRecipe) -> StageSettings:
+def _settings(stage: str, recipe: KinDRecipe) -> StageSettings | None:
+    """The settings a phase of ``stage`` trains with (the calibration's are ``recipe.adjustment_calibration``)."""
     return recipe.adjustment_calibration if stage == "calibration" else getattr(recipe, stage)
 
 
