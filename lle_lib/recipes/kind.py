@@ -345,19 +345,25 @@ class RestorationTask(Task):
         return {"loss": loss, **parts}
 
     def validation_step(self, batch, trainer):
-        decompose = trainer.modules["decomposition"]
-        reflectance, illumination = decompose(batch["low"])
-        ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
-        adjusted = trainer.modules["adjustment"](illumination, ratio)
         scored = {"": self.recipe.restoration.restoration_module}
         if self.recipe.restoration.ema_decay is not None:
             scored["_raw"] = "restoration"
-        scores = {}
-        for suffix, name in scored.items():
-            enhanced = (trainer.modules[name](reflectance, illumination) * adjusted).clamp(0, 1)
-            scores[f"psnr{suffix}"] = metrics.psnr(enhanced, batch["high"])
-            scores[f"ssim{suffix}"] = metrics.ssim(enhanced, batch["high"])
-        return scores
+        return _authors_protocol_scores(batch, trainer, scored)
+
+
+def _authors_protocol_scores(batch, trainer, scored: dict[str, str]) -> dict[str, torch.Tensor]:
+    """PSNR and SSIM of the whole chain under the authors' protocol (the ratio read from the target), for each
+    restoration module of ``scored`` (``{suffix: module name}``), logged as ``psnr<suffix>`` and ``ssim<suffix>``."""
+    decompose = trainer.modules["decomposition"]
+    reflectance, illumination = decompose(batch["low"])
+    ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
+    adjusted = trainer.modules["adjustment"](illumination, ratio)
+    scores = {}
+    for suffix, name in scored.items():
+        enhanced = (trainer.modules[name](reflectance, illumination) * adjusted).clamp(0, 1)
+        scores[f"psnr{suffix}"] = metrics.psnr(enhanced, batch["high"])
+        scores[f"ssim{suffix}"] = metrics.ssim(enhanced, batch["high"])
+    return scores
 
 
 class CalibrationTask(Task):
@@ -395,12 +401,7 @@ class CalibrationTask(Task):
         return {"loss": loss, **parts}
 
     def validation_step(self, batch, trainer):
-        decompose = trainer.modules["decomposition"]
-        reflectance, illumination = decompose(batch["low"])
-        ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
-        enhanced = (trainer.modules["restoration"](reflectance, illumination)
-                    * trainer.modules["adjustment"](illumination, ratio)).clamp(0, 1)
-        return {"psnr": metrics.psnr(enhanced, batch["high"]), "ssim": metrics.ssim(enhanced, batch["high"])}
+        return _authors_protocol_scores(batch, trainer, {"": "restoration"})
 
 
 MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/illumination_mse", "min"),
