@@ -14,6 +14,7 @@ from lle_lib.data.lol import (
     load_paired,
     lol_root,
     pixel_sha256,
+    repeated_targets,
     split_names,
     verify_lol,
 )
@@ -167,3 +168,34 @@ def test_real_lol_if_configured():
     test = load_lol("test")
     assert len(test) == 15
     assert test[0]["low"].shape == (3, 400, 600)
+
+
+def test_repeated_targets_finds_validation_pairs_whose_target_is_also_trained_on(fake_data):
+    # Give every pair its own target, then make two validation targets copies of training targets.
+    names = {p.name for p in load_lol("train", fake_data).pairs}
+    train, val = split_names(TRAIN_NAMES)
+    for value, name in enumerate(TRAIN_NAMES):
+        save(fake_data / "lol/our485/high" / f"{name}.png", 20 + 5 * value)
+    shutil.copy(fake_data / "lol/our485/high" / f"{train[0]}.png", fake_data / "lol/our485/high" / f"{train[5]}.png")
+    shutil.copy(fake_data / "lol/our485/high" / f"{train[0]}.png", fake_data / "lol/our485/high" / f"{val[1]}.png")
+    shutil.copy(fake_data / "lol/our485/high" / f"{train[3]}.png", fake_data / "lol/our485/high" / f"{val[2]}.png")
+    assert set(train) == names
+    assert repeated_targets(fake_data) == {val[1]: sorted([train[0], train[5]], key=int), val[2]: [train[3]]}
+    held_out = load_lol("val", fake_data, held_out_targets=True)
+    assert [p.name for p in held_out.pairs] == [val[0], val[3]]
+    assert "held-out targets (2 of its 4 pairs: 2 share" in held_out.source
+    assert [p.name for p in load_lol("train", fake_data).pairs] == train  # training is unchanged
+    assert [p.name for p in load_lol("val", fake_data).pairs] == val
+
+
+def test_held_out_targets_is_for_validation_only(fake_data, monkeypatch):
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match="'val' split only"):
+            load_lol(split, fake_data, held_out_targets=True)
+        with pytest.raises(ValueError, match="'val' split only"):
+            load_paired(split, fake_data, held_out_targets=True)
+    monkeypatch.setenv("LLE_DATA", str(fake_data))
+    assert len(load_paired("val", held_out_targets=True)) == 0  # the fixture's targets are all the same grey
+    monkeypatch.delenv("LLE_DATA")
+    synthetic = load_paired("val", held_out_targets=True, size=16)  # different photos per split: nothing to drop
+    assert isinstance(synthetic, SyntheticPairs) and len(synthetic) == len(SyntheticPairs("val", size=16))

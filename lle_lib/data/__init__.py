@@ -18,6 +18,7 @@ from .lol import (  # noqa: F401
     load_lol,
     load_paired,
     lol_root,
+    repeated_targets,
     split_names,
     verify_lol,
 )

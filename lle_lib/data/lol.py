@@ -142,6 +142,34 @@ def split_names(names: Iterable[str], val_fraction: float = 0.1, seed: int = 0) 
     return [name for name in names if name not in val], [name for name in names if name in val]
 
 
+def repeated_targets(
+    data_dir: str | os.PathLike | None = None, *, val_fraction: float = 0.1, seed: int = 0
+) -> dict[str, list[str]]:
+    """The validation pairs whose well-lit image has exactly the pixels of a training pair's.
+
+    LOL reuses well-lit images: several dark shots of one scene can share one target (in the 400
+    our485 pairs of the book's copy, 337 targets are distinct), most often two shots taken with the
+    same settings that differ only by their noise. A validation pair whose target is also a training
+    target has had its answer seen in training; eval15 shares scenes with our485, but no target.
+
+    Returns ``{validation name: [training names with the same target]}`` for the split of
+    :func:`split_names`. It reads every well-lit image of our485 once (about 4 s for 400).
+    """
+    root = lol_root(data_dir) / "our485"
+    pairs = {pair.name: pair for pair in find_pairs(root / "low", root / "high")}
+    train, val = split_names(pairs, val_fraction=val_fraction, seed=seed)
+    target = {name: pixel_sha256(read_pixels(pair.high)) for name, pair in pairs.items()}
+    trained_on: dict[str, list[str]] = {}
+    for name in train:
+        trained_on.setdefault(target[name], []).append(name)
+    return {name: trained_on[target[name]] for name in val if target[name] in trained_on}
+
+
+def _check_held_out_targets(split: str, held_out_targets: bool) -> None:
+    if held_out_targets and split != "val":
+        raise ValueError(f"held_out_targets applies to the 'val' split only, not {split!r}")
+
+
 def load_lol(
     split: str,
     data_dir: str | os.PathLike | None = None,
@@ -149,15 +177,20 @@ def load_lol(
     val_fraction: float = 0.1,
     seed: int = 0,
     transform: Callable[[dict], dict] | None = None,
+    held_out_targets: bool = False,
 ) -> PairedFolderDataset:
     """One split of LOL as a :class:`PairedFolderDataset` (full 600x400 images unless ``transform`` crops).
 
     ``"train"`` and ``"val"`` are carved out of our485 by :func:`split_names` (``val_fraction``,
     ``seed``); ``"test"`` is eval15. eval15 is for final reporting only: model selection (epochs,
     hyper-parameters, which model is best) uses ``"val"``, so the test score stays an honest estimate.
+    ``held_out_targets=True`` (``"val"`` only) leaves out the validation pairs whose well-lit image
+    is also a training pair's (:func:`repeated_targets`); the training split is unchanged, so models
+    trained on it stay comparable.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    _check_held_out_targets(split, held_out_targets)
     root = lol_root(data_dir)
     if split == "test":
         dataset = PairedFolderDataset(root / "eval15", transform=transform)
@@ -167,6 +200,12 @@ def load_lol(
     train, val = split_names(names, val_fraction=val_fraction, seed=seed)
     chosen = train if split == "train" else val
     source = f"LOL our485 {split} split ({len(chosen)} of {len(names)} pairs, val_fraction={val_fraction}, seed {seed})"
+    if held_out_targets:
+        repeated = repeated_targets(data_dir, val_fraction=val_fraction, seed=seed)
+        chosen = [name for name in chosen if name not in repeated]
+        source = (f"LOL our485 val split, held-out targets ({len(chosen)} of its {len(val)} pairs: "
+                  f"{len(repeated)} share their well-lit image with a training pair; {len(names)} pairs in all, "
+                  f"val_fraction={val_fraction}, seed {seed})")
     return PairedFolderDataset(root / "our485", names=chosen, transform=transform, source=source)
 
 
@@ -238,6 +277,7 @@ def load_paired(
     *,
     seed: int = 0,
     size: int | None = None,
+    held_out_targets: bool = False,
 ):
     """The paired dataset a chapter should use: LOL if it is installed, else synthetic pairs.
 
@@ -245,11 +285,15 @@ def load_paired(
     images if ``size`` is None); ``"val"`` and ``"test"`` items are full images, or centre crops
     when ``size`` is given. Without LOL, :class:`~lle_lib.data.synthetic.SyntheticPairs` of the
     same split with side ``size`` (128 if None). Print ``dataset.source`` to say which was used.
+    ``held_out_targets`` is passed to :func:`load_lol`; synthetic splits use different photos, so
+    there it changes nothing (it is still refused for any split but ``"val"``).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    _check_held_out_targets(split, held_out_targets)
     if has_lol(data_dir):
-        dataset = load_lol(split, data_dir, seed=seed, transform=_lol_transform(split, size))
+        dataset = load_lol(split, data_dir, seed=seed, transform=_lol_transform(split, size),
+                           held_out_targets=held_out_targets)
         if size is not None:
             dataset.source += f", {'random' if split == 'train' else 'centre'} {size}x{size} crops"
         return dataset
