@@ -1,4 +1,5 @@
 """Structural checks of the book: every chapter is committed clean and is ready for papermill and Colab."""
+import ast
 import json
 import re
 from pathlib import Path
@@ -34,6 +35,35 @@ def test_first_code_cell_installs_on_colab_only(path):
     first = "".join(code_cells(load(path))[0]["source"])
     assert '"google.colab" in sys.modules' in first
     assert re.search(r"%pip install .*lle", first)
+
+
+# Library functions that return an object for the notebook to display (source code, a styled table, a widget)
+# instead of displaying it: a call is only shown when it is the last statement of its cell.
+RETURNS_DISPLAY = {"show_source", "styled", "frame_slider"}
+
+
+def hidden_displays(source: str) -> list[int]:
+    """Lines of ``source`` (a code cell) where a RETURNS_DISPLAY call is a statement but not the cell's last."""
+    python = "\n".join(re.sub(r"^(\s*)[%!].*", r"\1pass", line) for line in source.splitlines())
+    tree = ast.parse(python)
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and node is not tree.body[-1]
+            and getattr(node.value.func, "attr", getattr(node.value.func, "id", None)) in RETURNS_DISPLAY]
+
+
+def test_hidden_displays_finds_a_call_that_is_not_last():
+    assert hidden_displays("viz.show_source(f)\nx = 1") == [1]
+    assert hidden_displays("if a:\n    %pip install x\n    ev.styled(t)\nprint(1)") == [3]
+    assert hidden_displays("x = 1\nviz.show_source(f)") == []
+    assert hidden_displays("shown = viz.show_source(f)\ndisplay(ev.styled(t))\nshown") == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_display_object_is_shown(path):
+    for cell in code_cells(load(path)):
+        lines = hidden_displays("".join(cell["source"]))
+        assert not lines, (f"{path.name}, {cell.get('id')}: line {lines} returns a display object that is not the "
+                           "cell's last statement, so the reader never sees it; give it its own cell or display() it")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
