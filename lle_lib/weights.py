@@ -52,19 +52,57 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     os.replace(temporary, path)
 
 
-def save_weights(module: nn.Module, path: str | os.PathLike, card: dict | None = None) -> dict:
+#: The storage types :func:`save_weights` accepts besides the module's own: half the bytes of float32.
+STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def stored_state(module: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """``module``'s ``state_dict`` copied to the CPU, its floating-point tensors cast to ``dtype`` (None keeps them).
+
+    Integer buffers (BatchNorm's ``num_batches_tracked``) are never cast. A value that is finite in the module but
+    would not be in ``dtype`` (float16 stops at 65504) is refused rather than stored as infinity.
+    """
+    if dtype is not None and dtype not in STORAGE_DTYPES.values():
+        raise ValueError(f"cannot store weights as {dtype}; choose None (the module's own type) or one of "
+                         f"{sorted(STORAGE_DTYPES)}")
+    state = {}
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().clone()
+        if dtype is not None and tensor.is_floating_point():
+            cast = tensor.to(dtype)
+            if not torch.equal(torch.isfinite(cast), torch.isfinite(tensor)):
+                raise ValueError(f"{name}: values up to {tensor.abs().max().item():.4g} overflow {dtype}")
+            tensor = cast
+        state[name] = tensor
+    return state
+
+
+def round_weights(module: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """Round ``module``'s floating-point weights, in place, to what a file stored as ``dtype`` will give back
+    (:func:`stored_state`), so that a card can score exactly the weights that ship. None changes nothing."""
+    if dtype is not None:
+        _plain_module(module).load_state_dict(stored_state(_plain_module(module), dtype))
+    return module
+
+
+def save_weights(module: nn.Module, path: str | os.PathLike, card: dict | None = None, *,
+                 dtype: torch.dtype | None = None) -> dict:
     """Save ``module``'s weights to ``path`` and its card to ``path.with_suffix(".json")``; return the card.
 
     ``card`` is any JSON-serialisable dict; ``parameters`` (the count) and ``sha256`` (of the weight file) are
-    added. Tensors are copied to the CPU first, so the file loads on a machine without a GPU.
+    added. Tensors are copied to the CPU first, so the file loads on a machine without a GPU. ``dtype=torch.float16``
+    (or ``bfloat16``) stores the floating-point tensors at half the size (:func:`stored_state`); the card then
+    says ``"stored_dtype"``, and :func:`load_weights` casts them back to the module's type as it copies them.
     """
     path = Path(path)
     module = _plain_module(module)
     card = dict(card or {})
     json.dumps(card)  # refuse a card that cannot be written (TypeError) before touching any file
-    state = {name: tensor.detach().cpu().clone() for name, tensor in module.state_dict().items()}
+    state = stored_state(module, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda temporary: torch.save(state, temporary))
+    if dtype is not None:
+        card["stored_dtype"] = str(dtype).removeprefix("torch.")
     card.update(parameters=count_parameters(module), sha256=sha256_file(path))
     write_atomically(card_path(path), lambda temporary: temporary.write_text(json.dumps(card, indent=2) + "\n"))
     return card
@@ -104,7 +142,8 @@ def load_weights(module: nn.Module, path: str | os.PathLike, *, strict: bool = T
     """Load weights saved by :func:`save_weights` into ``module`` (in place) and return their card.
 
     The file's sha256 is checked against the card's when there is one. With ``strict`` (the default) the keys
-    must match the module's exactly; ``strict=False`` loads the keys that match and ignores the rest.
+    must match the module's exactly; ``strict=False`` loads the keys that match and ignores the rest. Tensors
+    stored in another floating-point type (``save_weights(dtype=torch.float16)``) take the module's type.
     """
     path = Path(path)
     module = _plain_module(module)

@@ -92,6 +92,11 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
     assert {"test_psnr", "test_psnr_gt_mean", "test_psnr_target_ratio"} <= card.keys()
     shipped = torch.load(tmp_path / "kind.pt", weights_only=True)
     assert all(torch.equal(value, shipped[name]) for name, value in model.state_dict().items())
+    half = recipes.export_weights(tmp_path, recipe, tmp_path / "kind16.pt", dtype=torch.float16)
+    assert half["stored_dtype"] == "float16" and half["fixed_ratio"] in recipes.RATIO_GRID
+    stored = torch.load(tmp_path / "kind16.pt", weights_only=True)
+    assert all(stored[name].dtype == torch.float16 and torch.equal(stored[name], value.half())
+               for name, value in model.state_dict().items() if value.is_floating_point())
 
 
 def test_train_kind_hands_the_first_phases_net_to_the_continued_one(tmp_path, monkeypatch):

@@ -107,6 +107,20 @@ def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_pat
     generator = recipe.build_generator()
     generator.load_state_dict(state)
 
+    # stored as float16: half the bytes, and the card scores the rounded weights that ship, not the run's
+    scored = []
+    real_enhance = recipes.enhance_pix2pix
+    monkeypatch.setattr(recipes, "enhance_pix2pix", lambda net, image: (
+        scored.append({name: value.clone() for name, value in net.state_dict().items()}), real_enhance(net, image))[1])
+    card16 = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g16.pt", dtype=torch.float16)
+    assert card16["stored_dtype"] == "float16" and "stored_dtype" not in card
+    assert (tmp_path / "g16.pt").stat().st_size < 0.6 * (tmp_path / "g.pt").stat().st_size
+    state16 = torch.load(tmp_path / "g16.pt", weights_only=True)
+    rounded = {name: value.half().float() if value.is_floating_point() else value for name, value in state.items()}
+    assert all(torch.equal(state16[name].float() if value.is_floating_point() else state16[name], value)
+               for name, value in rounded.items())
+    assert scored and all(torch.equal(weights[name], rounded[name]) for weights in scored for name in rounded)
+
 
 def batchnorm_statistics(module):
     return {name: buffer.clone() for name, buffer in module.named_buffers() if "running" in name}

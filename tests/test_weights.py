@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from lle_lib.weights import WeightsError, card_path, load_or_train, load_weights, read_card, save_weights
+from lle_lib.weights import (WeightsError, card_path, load_or_train, load_weights, read_card, round_weights,
+                             save_weights)
 
 
 def small_net(seed: int) -> nn.Module:
@@ -132,3 +133,50 @@ def test_load_or_train_trains_only_when_the_file_is_missing(tmp_path):
 def test_load_or_train_complains_when_train_fn_saves_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="without writing .*net.pt"):
         load_or_train(small_net(0), tmp_path / "net.pt", lambda: None)
+
+
+def test_half_storage_halves_the_file_and_loads_back_into_float32(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(64, 64, 3), nn.BatchNorm2d(64))  # 37 k numbers: the header is small beside them
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    save_weights(net, full)
+    card = save_weights(net, half, dtype=torch.float16)
+    assert card["stored_dtype"] == "float16" and "stored_dtype" not in read_card(full)
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.6
+    stored = torch.load(half, weights_only=True)
+    assert stored["0.weight"].dtype == torch.float16
+    assert stored["1.num_batches_tracked"].dtype == torch.int64  # integer buffers are not cast
+    loaded = nn.Sequential(nn.Conv2d(64, 64, 3), nn.BatchNorm2d(64))
+    assert load_weights(loaded, half) == card
+    for name, tensor in net.state_dict().items():
+        got = loaded.state_dict()[name]
+        assert got.dtype == tensor.dtype, name
+        if tensor.is_floating_point():
+            assert torch.equal(got, tensor.half().float()), name  # each number rounded once, to float16
+            # float16 keeps 11 significant bits: a relative error of at most 2**-11 (above its subnormals)
+            assert torch.allclose(got, tensor, rtol=2**-11, atol=1e-7), name
+    assert not torch.equal(loaded[0].weight, net[0].weight)  # the rounding did happen
+
+
+def test_half_storage_refuses_an_overflow_and_an_unknown_type(tmp_path):
+    net = small_net(0)
+    with torch.no_grad():
+        net[0].weight[0, 0, 0, 0] = 1e5  # above float16's largest value, 65504
+    with pytest.raises(ValueError, match="0.weight.*overflow"):
+        save_weights(net, tmp_path / "net.pt", dtype=torch.float16)
+    assert not (tmp_path / "net.pt").exists()
+    save_weights(net, tmp_path / "net.pt", dtype=torch.bfloat16)  # bfloat16 has float32's range
+    with pytest.raises(ValueError, match="bfloat16.*float16"):
+        save_weights(small_net(0), tmp_path / "other.pt", dtype=torch.int8)
+
+
+def test_round_weights_gives_the_module_what_a_half_file_gives_back(tmp_path):
+    net = small_net(0)
+    save_weights(net, tmp_path / "net.pt", dtype=torch.float16)
+    from_file = small_net(1)
+    load_weights(from_file, tmp_path / "net.pt")
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    assert round_weights(net, None) is net and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    round_weights(net, torch.float16)
+    assert not torch.equal(before["0.weight"], net[0].weight)
+    assert all(torch.equal(from_file.state_dict()[name], tensor) for name, tensor in net.state_dict().items())

@@ -40,7 +40,7 @@ from ..losses.kind import (DECOMPOSITION_WEIGHTS, adjustment_loss, calibration_l
 from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
                            illumination_ratio, relight)
 from ..train import Task, TrainConfig, Trainer, update_ema
-from ..weights import save_weights
+from ..weights import STORAGE_DTYPES, round_weights, save_weights
 from . import card_scores, hardware_description, load_shipped_or_train, training_and_validation
 
 STAGES = ("decomposition", "adjustment", "restoration")
@@ -579,10 +579,11 @@ def evaluate_target_ratio(model: KinD, dataset, *, name: str = "KinD, ratio from
 
 
 def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | Path, *, data_dir=None,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, dtype: torch.dtype | None = None) -> dict:
     """Turn a finished run into shipped weights with a JSON card (:func:`weights_card`): each stage at its best
-    validation epoch, the wall time and epochs summed from every phase's ``last.pt``."""
-    model = load_run(run_dir, recipe)
+    validation epoch, the wall time and epochs summed from every phase's ``last.pt``. ``dtype=torch.float16``
+    stores half the bytes (:func:`lle_lib.weights.save_weights`); the card then scores the rounded weights."""
+    model = round_weights(load_run(run_dir, recipe), dtype)
     seconds = 0.0
     epochs = {}
     for folder, _, _ in training_phases(recipe):
@@ -590,7 +591,7 @@ def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | 
         seconds += sum(record["seconds"] for record in last["history"])
         epochs[folder] = last["epoch"]
     card = weights_card(model, recipe, seconds=seconds, epochs=epochs, data_dir=data_dir, seed=seed)
-    return save_weights(model, weights_path, card)
+    return save_weights(model, weights_path, card, dtype=dtype)
 
 
 def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dict[str, int], data_dir=None,
@@ -649,6 +650,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="run folder: one subfolder of checkpoints per stage (and per phase)")
     parser.add_argument("--export", help="write the weights here, with a JSON card (fixed ratio chosen on validation, "
                                          "test scores for the report)")
+    parser.add_argument("--stored-dtype", choices=sorted(STORAGE_DTYPES),
+                        help="with --export: store the weights in this type, half the bytes of float32")
     args = parser.parse_args(argv)
     recipe = PRESETS.get(args.preset) or SHIPPED[args.preset]
     if args.restoration_width:
@@ -656,7 +659,8 @@ def main(argv=None) -> None:
     train_kind(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out)
     print(f"recipe: {asdict(recipe)}")
     if args.export:
-        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed)
+        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed,
+                              dtype=STORAGE_DTYPES.get(args.stored_dtype))
         print(f"exported {args.export}: {card}")
 
 

@@ -24,7 +24,7 @@ from ..evaluate import PROTOCOL, evaluate
 from ..losses.pix2pix import L1_WEIGHT, discriminator_loss, generator_loss, reconstruction_l1_loss
 from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
 from ..train import Task, TrainConfig, Trainer, linear_decay, recalibrate_batchnorm, update_ema
-from ..weights import save_weights
+from ..weights import STORAGE_DTYPES, round_weights, save_weights
 from . import card_scores, load_shipped_or_train, single_run_card, training_and_validation
 
 
@@ -210,14 +210,15 @@ def training_curves(run_dir: str | Path) -> list[dict]:
 
 
 def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str | Path, *, data_dir=None,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, dtype: torch.dtype | None = None) -> dict:
     """Ship the generator of the best validation epoch (``best.pt``; its weight average when the recipe keeps one)
     as a plain state_dict with a JSON card, after scoring it on the test split (reported, never used for
-    selection). The discriminator is not shipped."""
+    selection). The discriminator is not shipped. ``dtype=torch.float16`` stores half the bytes
+    (:func:`lle_lib.weights.save_weights`); the card then scores the rounded weights."""
     checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
     generator = recipe.build_generator()
     generator.load_state_dict(checkpoint["modules"][recipe.evaluated])
-    generator.eval()
+    round_weights(generator, dtype).eval()
     test = load_paired("test", data_dir, seed=seed)
     report = evaluate(lambda image: enhance_pix2pix(generator, image), test, name="pix2pix", progress=False).summary
     card = {
@@ -230,7 +231,7 @@ def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str
         "history": training_curves(run_dir),
         "license": "MIT, like the book's code (trained here)",
     }
-    return save_weights(generator, weights_path, card)
+    return save_weights(generator, weights_path, card, dtype=dtype)
 
 
 #: The recipes of the generators that ship with the book (``lle_lib/pretrained/<name>.pt``).
@@ -287,6 +288,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, help="run folder: checkpoints (last.pt, best.pt) and samples")
     parser.add_argument("--export", help="after training, save the best epoch's generator here with a card")
+    parser.add_argument("--stored-dtype", choices=sorted(STORAGE_DTYPES),
+                        help="with --export: store the weights in this type, half the bytes of float32")
     args = parser.parse_args(argv)
     recipe = PRESETS.get(args.preset) or SHIPPED[args.preset]
     overrides = {"epochs": args.epochs, "generator_width": args.generator_width, "l1_weight": args.l1_weight,
@@ -298,7 +301,8 @@ def main(argv=None) -> None:
     make_trainer(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out).fit()
     print(f"recipe: {asdict(recipe)}")
     if args.export:
-        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed)
+        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed,
+                              dtype=STORAGE_DTYPES.get(args.stored_dtype))
         print(f"exported {args.export}: {card}")
 
 
