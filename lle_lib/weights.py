@@ -81,7 +81,8 @@ def round_weights(module: nn.Module, dtype: torch.dtype | None) -> nn.Module:
     """Round ``module``'s floating-point weights, in place, to what a file stored as ``dtype`` will give back
     (:func:`stored_state`), so that a card can score exactly the weights that ship. None changes nothing."""
     if dtype is not None:
-        _plain_module(module).load_state_dict(stored_state(_plain_module(module), dtype))
+        plain = _plain_module(module)
+        plain.load_state_dict(stored_state(plain, dtype))
     return module
 
 

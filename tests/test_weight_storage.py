@@ -20,7 +20,7 @@ def test_the_sizes_are_those_of_the_files_save_weights_writes(tmp_path):
     torch.manual_seed(0)
     model = KinD(8, 8, 8)
     sizes = {}
-    for dtype in weight_storage.DTYPES:
+    for dtype in weight_storage.DTYPES.values():
         path = tmp_path / f"{dtype}" / "kind.pt"
         save_weights(model, path, dtype=dtype)
         sizes[dtype] = weight_storage.stored_megabytes(model, dtype)

@@ -22,10 +22,10 @@ from lle_lib.evaluate import evaluate
 from lle_lib.models.kind import enhance_kind
 from lle_lib.models.pix2pix import enhance_pix2pix
 from lle_lib.recipes import kind, pix2pix
-from lle_lib.weights import count_parameters, round_weights, save_weights
+from lle_lib.weights import STORAGE_DTYPES, count_parameters, round_weights, save_weights
 
-#: None stands for the module's own type (float32 for every shipped net).
-DTYPES = (None, torch.float16, torch.bfloat16)
+#: The types compared, by name: None stands for the module's own type (float32 for every shipped net).
+DTYPES = {"float32": None, **STORAGE_DTYPES}
 
 
 def stored_megabytes(module: torch.nn.Module, dtype: torch.dtype | None) -> float:
@@ -37,13 +37,14 @@ def stored_megabytes(module: torch.nn.Module, dtype: torch.dtype | None) -> floa
 
 
 def storage_rows(name: str, module: torch.nn.Module, enhance, dataset, dtypes=DTYPES) -> list[dict]:
-    """One row per storage type: file size and mean PSNR (plain and GT-mean) on ``dataset`` of a copy of
-    ``module`` rounded to that type, enhancing with ``enhance(module, image)``. ``module`` is left as it was."""
+    """One row per storage type of ``dtypes`` (name: dtype): file size and mean PSNR (plain and GT-mean) on
+    ``dataset`` of a copy of ``module`` rounded to that type, enhancing with ``enhance(module, image)``. ``module``
+    is left as it was."""
     rows = []
-    for dtype in dtypes:
+    for stored_as, dtype in dtypes.items():
         rounded = round_weights(copy.deepcopy(module), dtype).eval()
         summary = evaluate(lambda image: enhance(rounded, image), dataset, name=name, progress=False).summary
-        rows.append({"model": name, "stored as": str(dtype or "float32").removeprefix("torch."),
+        rows.append({"model": name, "stored as": stored_as,
                      "MiB": stored_megabytes(module, dtype), "psnr": summary["psnr"],
                      "psnr_gt_mean": summary["psnr_gt_mean"]})
     return rows
@@ -63,8 +64,7 @@ def main(argv=None) -> None:
     print(pd.DataFrame(rows).round(3).to_string(index=False))
     full = kind.PRESETS["full"].build()
     print(f"\nthe authors' full-width KinD: {count_parameters(full) / 1e6:.2f} M parameters, "
-          + ", ".join(f"{stored_megabytes(full, dtype):.1f} MiB as {str(dtype or 'float32').removeprefix('torch.')}"
-                      for dtype in DTYPES))
+          + ", ".join(f"{stored_megabytes(full, dtype):.1f} MiB as {stored_as}" for stored_as, dtype in DTYPES.items()))
 
 
 if __name__ == "__main__":
