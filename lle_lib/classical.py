@@ -287,3 +287,36 @@ CLASSICAL_METHODS = {
     "Multi-scale Retinex": multi_scale_retinex,
     "LIME": lime,
 }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The registry (lle_lib.methods): each baseline with the controls the command line and the web app offer
+# --------------------------------------------------------------------------------------------------------------
+
+def _register_baselines() -> None:
+    from .methods import Control, Method, register
+
+    def baseline(name, title, paper, apply, summary, *controls):
+        register(Method(name=name, title=title, paper=paper, family="classical", apply=apply, controls=controls,
+                        summary=summary, module=__name__))
+
+    baseline("gamma", "Gamma curve", "gonzalez2018digital", gamma_correction, "out = in ** gamma, per channel",
+             Control("gamma", float, 0.4, 0.05, 3.0, "the exponent: below 1 brightens"))
+    baseline("histogram_equalization", "Histogram equalisation", "gonzalez2018digital", histogram_equalization,
+             "flattens the histogram of V = max(R, G, B), keeping hue and saturation")
+    baseline("clahe", "CLAHE", "zuiderveld1994contrast", clahe, "contrast-limited adaptive equalisation of V",
+             Control("clip_limit", float, 0.01, 0.001, 1.0, "histogram clip per tile: higher, more contrast"))
+    baseline("autocontrast", "Autocontrast", "gonzalez2018digital", autocontrast,
+             "stretches two percentiles of all values to 0 and 1",
+             Control("low", float, 0.5, 0.0, 49.0, "percentile mapped to black"),
+             Control("high", float, 99.5, 51.0, 100.0, "percentile mapped to white"))
+    baseline("multi_scale_retinex", "Multi-scale Retinex", "jobson1997multiscale", multi_scale_retinex,
+             "log ratio of the image to three Gaussian blurs, then a colour balance",
+             Control("low_clip", float, 1.0, 0.0, 20.0, "percent of values clipped to black"),
+             Control("high_clip", float, 1.0, 0.0, 20.0, "percent of values clipped to white"))
+    baseline("lime", "LIME", "guo2017lime", lime, "divides by a refined, smooth illumination map",
+             Control("alpha", float, 0.15, 0.001, 10.0, "smoothness of the illumination map"),
+             Control("gamma", float, 0.8, 0.1, 1.5, "gamma applied to the illumination"))
+
+
+_register_baselines()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,19 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and how a training or evaluation run happens, everything but the recipe: the data folder (``None``:
+    ``$LLE_DATA``, else synthetic pairs), the seed, the device (``"auto"``, ``"cpu"``, ``"cuda"``) and whether to
+    show progress bars. One object passed down instead of the same three or four parameters at every layer::
+
+        run = RunContext(data_dir="~/data", seed=0, device="cuda")
+        trainer = recipes.make_trainer(recipe, run, out_dir="runs/zero_dce")
+    """
+
+    data_dir: str | os.PathLike | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True

@@ -33,6 +33,7 @@ CPU; GPU kernels may add their own non-determinism).
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -226,8 +227,7 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
     its own, which :func:`recalibrate_batchnorm` measures. Under DistributedDataParallel every process holds the
     same weights after each step, so every process computes the same average without communicating.
     """
-    if not 0 <= decay < 1:
-        raise ValueError(f"decay must be in [0, 1), not {decay}")
+    _check_decay(decay)
     kept, current = list(average.parameters()), list(model.parameters())
     if len(kept) != len(current) or any(a.shape != b.shape for a, b in zip(kept, current)):
         raise ValueError(f"update_ema needs two networks of the same architecture; got {type(average).__name__} "
@@ -236,6 +236,66 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
         average_parameter.lerp_(parameter.detach(), 1 - decay)
     for average_buffer, buffer in zip(average.buffers(), model.buffers()):
         average_buffer.copy_(buffer)
+
+
+def _check_decay(decay: float) -> None:
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must be in [0, 1), not {decay}")
+
+
+class WeightAverage:
+    """An exponential moving average of one of a :class:`Task`'s networks, for the task to hold:
+
+        theta_avg <- decay * theta_avg + (1 - decay) * theta
+
+    after every optimizer step of network ``name`` (:func:`update_ema`: Polyak averaging of the iterates, which
+    Yazici et al. 2019 found effective for GAN generators). The average is a frozen copy of the
+    network, module ``<name>_ema`` of the task (:meth:`modules`); it has no trainable parameters, so the trainer
+    neither wraps it in DDP nor hands it an optimizer, but it is checkpointed and resumed with the rest. The task
+    calls :meth:`follow` after each step of the network and validates the modules of :meth:`scored`: the average is
+    what validation scores and what selects the epoch, and the current weights are scored too, with the suffix
+    ``_raw``. ``decay=None`` keeps no average: :meth:`modules` adds nothing, :meth:`follow` does nothing and the
+    network alone is scored, so a task may hold one whether or not its recipe averages::
+
+        average = WeightAverage("generator", recipe.ema_decay)
+        modules = {"generator": generator, **average.modules(generator)}    # in Task.modules
+        trainer.optimize(loss, "generator"); average.follow(trainer)         # in Task.training_step
+    """
+
+    def __init__(self, name: str, decay: float | None):
+        if decay is not None:
+            _check_decay(decay)
+        self.name, self.decay = name, decay
+
+    @property
+    def average_name(self) -> str:
+        """The name of the average's module: ``<name>_ema``."""
+        return f"{self.name}_ema"
+
+    @property
+    def evaluated(self) -> str:
+        """The module that validation scores and an export ships: the average if there is one, else the network."""
+        return self.name if self.decay is None else self.average_name
+
+    def modules(self, network: nn.Module) -> dict[str, nn.Module]:
+        """The modules the average adds to the task's: ``{<name>_ema: a frozen copy of network}``, so the average
+        starts where the network starts; none without an average."""
+        if self.decay is None:
+            return {}
+        return {self.average_name: copy.deepcopy(network).requires_grad_(False)}
+
+    def follow(self, trainer: Trainer) -> None:
+        """Move the average towards the network's current weights, after an optimizer step of the network."""
+        if self.decay is not None:
+            update_ema(trainer.unwrap(self.average_name), trainer.unwrap(self.name), self.decay)
+
+    def scored(self) -> dict[str, str]:
+        """Validation-metric suffix -> module: ``{"": <name>_ema, "_raw": <name>}`` with an average, else
+        ``{"": <name>}``."""
+        scored = {"": self.evaluated}
+        if self.decay is not None:
+            scored["_raw"] = self.name
+        return scored
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -5,8 +5,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from lle_lib.config import RunContext
 from lle_lib.models.kind import Decomposition, KinD
 from lle_lib.recipes import kind as recipes
+
+QUIET = RunContext(progress=False)
 
 
 def tiny(**changes):
@@ -18,9 +21,9 @@ def tiny(**changes):
 def test_a_stage_needs_the_networks_of_the_earlier_stages(monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
     with pytest.raises(ValueError, match="decomposition"):
-        recipes.make_stage_trainer("adjustment", tiny(), progress=False)
+        recipes.make_stage_trainer("adjustment", tiny(), run=QUIET)
     with pytest.raises(ValueError, match="stage must be one of"):
-        recipes.make_stage_trainer("denoise", tiny(), progress=False)
+        recipes.make_stage_trainer("denoise", tiny(), run=QUIET)
 
 
 def test_adjustment_examples_go_both_ways_with_the_ratio_of_the_means():
@@ -37,12 +40,12 @@ def test_adjustment_examples_go_both_ways_with_the_ratio_of_the_means():
 
 def test_train_kind_runs_all_stages_and_resumes_to_the_same_model(tmp_path, monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
-    model, histories = recipes.train_kind(tiny(), out_dir=tmp_path, progress=False)
+    model, histories = recipes.train_kind(tiny(), QUIET, out_dir=tmp_path)
     assert isinstance(model, KinD) and not model.training
     assert list(histories) == list(recipes.STAGES)
     assert "val/psnr" in histories["restoration"][-1] and "val/reconstruction" in histories["decomposition"][-1]
     assert all((tmp_path / stage / "best.pt").is_file() for stage in recipes.STAGES)
-    again, _ = recipes.train_kind(tiny(), out_dir=tmp_path, progress=False)  # finished stages: nothing to redo
+    again, _ = recipes.train_kind(tiny(), QUIET, out_dir=tmp_path)  # finished stages: nothing to redo
     for name, value in model.state_dict().items():
         assert torch.equal(value, again.state_dict()[name]), name
 
@@ -56,7 +59,7 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
     assert folders == [*recipes.STAGES, "restoration_continued"]
     assert recipes.training_phases(recipe)[-1][2].restoration == continued
 
-    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
+    model, histories = recipes.train_kind(recipe, QUIET, out_dir=tmp_path)
     assert list(histories) == folders
     first = recipes.load_run(tmp_path, tiny())          # the same run read without the phase: stage 3's net
     continued_best = torch.load(tmp_path / "restoration_continued" / "best.pt", weights_only=True)
@@ -67,12 +70,12 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
 
     # the phase's trainer starts from the net it is given, not from a fresh one
     previous = {"decomposition": first.decomposition, "adjustment": first.adjustment}
-    trainer = recipes.make_stage_trainer("restoration", recipe, previous=previous, progress=False,
+    trainer = recipes.make_stage_trainer("restoration", recipe, previous=previous, run=QUIET,
                                          start=first.restoration)
     for name, value in trainer.unwrap("restoration").state_dict().items():
         assert torch.equal(value, first.restoration.state_dict()[name]), name
     with pytest.raises(ValueError, match="only the restoration"):
-        recipes.make_stage_trainer("adjustment", recipe, previous=previous, progress=False, start=first.restoration)
+        recipes.make_stage_trainer("adjustment", recipe, previous=previous, run=QUIET, start=first.restoration)
 
     real_load_paired = recipes.load_paired
 
@@ -102,7 +105,7 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
 def test_train_kind_hands_the_first_phases_net_to_the_continued_one(tmp_path, monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
     frozen = recipes.StageSettings(epochs=1, batch_size=4, patch=32, learning_rate=0.0)   # a phase that cannot move
-    model, _ = recipes.train_kind(tiny(restoration_continued=frozen), out_dir=tmp_path, progress=False)
+    model, _ = recipes.train_kind(tiny(restoration_continued=frozen), QUIET, out_dir=tmp_path)
     first = recipes.load_run(tmp_path, tiny())
     for name, value in model.restoration.state_dict().items():
         assert torch.equal(value, first.restoration.state_dict()[name]), name
@@ -111,14 +114,13 @@ def test_train_kind_hands_the_first_phases_net_to_the_continued_one(tmp_path, mo
 def test_each_further_phase_starts_from_the_previous_phases_best_net(tmp_path, monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
     moving = recipes.StageSettings(epochs=1, batch_size=4, patch=32, learning_rate=1e-3)
-    frozen = recipes.StageSettings(epochs=1, batch_size=4, patch=32, learning_rate=0.0, relit_weight=10.0)
+    frozen = recipes.StageSettings(epochs=1, batch_size=4, patch=32, learning_rate=0.0)
     recipe = tiny(restoration_continued=[moving, frozen])
     assert recipe.restoration_continued == (moving, frozen)
     assert [folder for folder, _, _ in recipes.training_phases(recipe)][3:] == ["restoration_continued",
                                                                                "restoration_continued_2"]
-    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
-    assert "train/relit" in histories["restoration_continued_2"][-1]
-    assert "train/relit" not in histories["restoration_continued"][-1]
+    model, histories = recipes.train_kind(recipe, QUIET, out_dir=tmp_path)
+    assert list(histories)[3:] == ["restoration_continued", "restoration_continued_2"]
     after_first = recipes.load_run(tmp_path, tiny(restoration_continued=moving))
     stage_three = recipes.load_run(tmp_path, tiny())
     for name, value in model.restoration.state_dict().items():
@@ -131,110 +133,30 @@ def test_restoration_phases_are_checked():
     assert tiny(restoration_continued=None).restoration_continued == ()
     with pytest.raises(TypeError, match="StageSettings"):
         tiny(restoration_continued=[{"epochs": 1}])
-    relit = recipes.StageSettings(epochs=1, batch_size=4, patch=32, relit_weight=1.0)
-    with pytest.raises(ValueError, match="restoration stage only"):
-        recipes.make_stage_trainer("decomposition", replace(tiny(), decomposition=relit), progress=False)
-    assert "relit loss x 1" in recipes.describe({"r": tiny(restoration_continued=relit)}).loc[
-        "restoration, continued", "r"]
-    matched = replace(relit, relit_match_mean=True)
-    assert "relit loss x 1 (mean matched)" in recipes.describe({"r": tiny(restoration_continued=matched)}).loc[
-        "restoration, continued", "r"]
-    with pytest.raises(ValueError, match="relit_weight > 0"):
-        replace(relit, relit_weight=0.0, relit_match_mean=True)
+    larger = recipes.StageSettings(epochs=2, batch_size=4, patch=64, learning_rate=5e-4)
+    assert recipes.describe({"r": tiny(restoration_continued=larger)}).loc["restoration, continued", "r"] == (
+        "2 ep x 4 of 64\u00b2, lr 0.0005")
 
 
-def test_a_phase_with_a_weight_average_scores_it_and_hands_it_on(tmp_path, monkeypatch):
-    monkeypatch.delenv("LLE_DATA", raising=False)
-    averaged = recipes.StageSettings(epochs=2, batch_size=4, patch=32, learning_rate=1e-3, ema_decay=0.5)
-    recipe = tiny(restoration_continued=averaged)
-    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
-    last = histories["restoration_continued"][-1]
-    assert {"val/psnr", "val/psnr_raw", "val/ssim_raw"} <= last.keys()
-    assert last["val/psnr"] != last["val/psnr_raw"]        # two different nets were scored
-    best = torch.load(tmp_path / "restoration_continued" / "best.pt", weights_only=True)["modules"]
-    for name, value in model.restoration.state_dict().items():     # the average is what the run hands on
-        assert torch.equal(value, best["restoration_ema"][name]), name
-    assert any(not torch.equal(value, best["restoration"][name])
-               for name, value in model.restoration.state_dict().items())    # and it is not the current net
-    loaded = recipes.load_run(tmp_path, recipe)
-    assert all(torch.equal(value, loaded.restoration.state_dict()[name])
-               for name, value in model.restoration.state_dict().items())
-    assert "val/psnr_raw" not in histories["restoration"][-1]          # the first phase kept no average
-
-
-def test_the_weight_average_moves_by_one_minus_the_decay_per_step():
-    class SGDRecorder:
-        """Stands in for the trainer: one plain SGD step per optimize call."""
-        def __init__(self, modules):
-            self.modules = modules
-
-        def unwrap(self, name):
-            return self.modules[name]
-
-        def optimize(self, loss, name):
-            parameters = list(self.modules[name].parameters())
-            for parameter, gradient in zip(parameters, torch.autograd.grad(loss, parameters)):
-                parameter.data -= 0.1 * gradient
-
-    torch.manual_seed(0)
-    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
-    settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, ema_decay=0.75)
-    task = recipes.RestorationTask(replace(tiny(), restoration=settings), recipes.DecompositionNet(4),
-                                   recipes.IlluminationAdjustNet(4), start=recipes.RestorationNet(4))
-    modules = task.modules()
-    start = {name: value.clone() for name, value in modules["restoration"].state_dict().items()}
-    assert all(torch.equal(value, modules["restoration_ema"].state_dict()[name]) for name, value in start.items())
-    task.training_step(batch, SGDRecorder(modules))
-    after = modules["restoration"].state_dict()
-    assert any(not torch.equal(after[name], start[name]) for name in start)
-    for name, value in modules["restoration_ema"].state_dict().items():
-        assert torch.allclose(value, 0.75 * start[name] + 0.25 * after[name], atol=1e-7), name
-
-
-def test_the_weight_average_is_checked_and_described():
-    assert recipes.StageSettings(epochs=1, batch_size=1, patch=8).restoration_module == "restoration"
-    averaged = recipes.StageSettings(epochs=1, batch_size=4, patch=32, ema_decay=0.999)
-    assert averaged.restoration_module == "restoration_ema"
-    with pytest.raises(ValueError, match="restoration stage only"):
-        recipes.make_stage_trainer("decomposition", replace(tiny(), decomposition=averaged), progress=False)
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        replace(averaged, ema_decay=1.0)
-    assert "weight average 0.999" in recipes.describe({"r": tiny(restoration_continued=averaged)}).loc[
-        "restoration, continued", "r"]
-
-
-def test_the_restoration_step_adds_the_weighted_relit_loss():
+def test_the_restoration_step_is_the_authors_loss_against_the_powered_well_lit_reflectance():
     class Recorder:
         def __init__(self, modules):
-            self.modules = modules
-            self.losses = []
+            self.modules, self.losses = modules, {}
 
         def optimize(self, loss, name):
-            self.losses.append(loss.item())
+            self.losses[name] = loss.item()
 
     torch.manual_seed(0)
     batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
-    modules = {"decomposition": recipes.DecompositionNet(4), "adjustment": recipes.IlluminationAdjustNet(4),
-               "restoration": recipes.RestorationNet(4)}
-    totals = {}
-    for weight in (0.0, 3.0):
-        settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, relit_weight=weight)
-        trainer = Recorder(modules)
-        task = recipes.RestorationTask(replace(tiny(), restoration=settings), modules["decomposition"],
-                                       modules["adjustment"])
-        logged = task.training_step(batch, trainer)
-        totals[weight] = trainer.losses[0]
-    assert "relit" in logged and logged["relit"].item() > 0
-    assert totals[3.0] - totals[0.0] == pytest.approx(3.0 * logged["relit"].item(), rel=1e-5)
-    # with the mean matched the step adds the mean-matched term; here it is smaller, as the untrained nets get the
-    # brightness wrong
-    settings = recipes.StageSettings(epochs=1, batch_size=2, patch=16, relit_weight=3.0, relit_match_mean=True)
+    task = recipes.RestorationTask(tiny(), recipes.DecompositionNet(4), recipes.IlluminationAdjustNet(4))
+    modules = task.modules()
     trainer = Recorder(modules)
-    task = recipes.RestorationTask(replace(tiny(), restoration=settings), modules["decomposition"],
-                                   modules["adjustment"])
-    matched = task.training_step(batch, trainer)["relit"].item()
-    assert 0 < matched < logged["relit"].item()
-    assert trainer.losses[0] - totals[0.0] == pytest.approx(3.0 * matched, rel=1e-5)
+    logged = task.training_step(batch, trainer)
+    with torch.no_grad():
+        low, high = modules["decomposition"](batch["low"]), modules["decomposition"](batch["high"])
+        expected, parts = recipes.restoration_loss(modules["restoration"](*low), high.reflectance ** 1.2)
+    assert set(logged) == {"loss", *parts} and list(trainer.losses) == ["restoration"]
+    assert trainer.losses["restoration"] == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_the_decomposition_step_uses_the_recipes_reflectance_weight():
@@ -343,74 +265,3 @@ def test_describe_lists_each_recipe_with_its_stages_and_warm_start():
     only_light = recipes.describe({"a": tiny(prior_weight=0.5, prior_epochs=3)})
     assert only_light.loc["warm start", "a"] == "illumination 0.5, faded over 3 epochs"
     assert table.loc["training pairs", "quick"] == "48"
-
-
-def test_the_calibration_fine_tunes_the_adjustment_net_alone_and_is_the_one_loaded(tmp_path, monkeypatch):
-    monkeypatch.delenv("LLE_DATA", raising=False)
-    calibration = recipes.StageSettings(epochs=2, batch_size=4, patch=32, learning_rate=1e-3)
-    recipe = tiny(adjustment_calibration=calibration)
-    assert recipes.training_phases(recipe)[-1][:2] == ("adjustment_calibration", "calibration")
-    model, histories = recipes.train_kind(recipe, out_dir=tmp_path, progress=False)
-    assert {"train/relit", "train/brighten", "train/darken", "val/psnr"} <= set(histories["adjustment_calibration"][-1])
-    before = recipes.load_run(tmp_path, tiny())          # the same run without the last phase
-    for net in ("decomposition", "restoration"):
-        for name, value in getattr(model, net).state_dict().items():
-            assert torch.equal(value, getattr(before, net).state_dict()[name]), (net, name)
-    assert any(not torch.equal(value, before.adjustment.state_dict()[name])
-               for name, value in model.adjustment.state_dict().items())
-    reloaded = recipes.load_run(tmp_path, recipe)
-    for name, value in model.state_dict().items():
-        assert torch.equal(value, reloaded.state_dict()[name]), name
-    assert "32\u00b2" in recipes.describe({"r": recipe}).loc["adjustment, calibrated", "r"]
-    assert recipes.describe({"r": tiny()}).loc["adjustment, calibrated", "r"] == "none"
-
-
-def test_the_calibration_stage_is_checked(monkeypatch):
-    monkeypatch.delenv("LLE_DATA", raising=False)
-    nets = {"decomposition": recipes.DecompositionNet(4), "adjustment": recipes.IlluminationAdjustNet(4)}
-    calibration = recipes.StageSettings(epochs=1, batch_size=4, patch=32)
-    with pytest.raises(ValueError, match="restoration"):
-        recipes.make_stage_trainer("calibration", tiny(adjustment_calibration=calibration), previous=nets,
-                                   progress=False)
-    with pytest.raises(ValueError, match="adjustment_calibration"):
-        recipes.make_stage_trainer("calibration", tiny(), previous={**nets, "restoration": recipes.RestorationNet(4)},
-                                   progress=False)
-    with pytest.raises(TypeError, match="adjustment_calibration"):
-        tiny(adjustment_calibration={"epochs": 1})
-    with pytest.raises(ValueError, match="restoration stage only"):
-        recipes.make_stage_trainer("calibration", tiny(adjustment_calibration=replace(calibration, relit_weight=1.0)),
-                                   previous={**nets, "restoration": recipes.RestorationNet(4)}, progress=False)
-
-
-def test_the_calibration_step_brightens_by_the_patchs_own_ratio():
-    class Recorder:
-        def __init__(self, modules):
-            self.modules, self.calls = modules, []
-
-        def optimize(self, loss, name):
-            self.calls.append(name)
-
-    class SpyAdjustment(recipes.IlluminationAdjustNet):
-        def forward(self, illumination, ratio):
-            seen.append((illumination, torch.as_tensor(ratio)))
-            return super().forward(illumination, ratio)
-
-    torch.manual_seed(0)
-    seen = []
-    batch = {"low": torch.rand(2, 3, 16, 16) * 0.2, "high": torch.rand(2, 3, 16, 16)}
-    recipe = tiny(adjustment_calibration=recipes.StageSettings(epochs=1, batch_size=2, patch=16))
-    decomposition = recipes.DecompositionNet(recipe.decomposition_width)
-    restoration = recipes.RestorationNet(recipe.restoration_width)
-    task = recipes.CalibrationTask(recipe, decomposition, restoration,
-                                   recipes.IlluminationAdjustNet(recipe.adjustment_width))
-    modules = {**task.modules(), "adjustment": SpyAdjustment(recipe.adjustment_width)}
-    trainer = Recorder(modules)
-    logged = task.training_step(batch, trainer)
-    assert trainer.calls == ["adjustment"] and logged["relit"].item() > 0
-    with torch.no_grad():
-        low, high = decomposition(batch["low"]), decomposition(batch["high"])
-    (up_input, up), (down_input, down) = seen
-    assert torch.allclose(up_input, low.illumination) and torch.allclose(down_input, high.illumination)
-    assert torch.allclose(up, recipes.illumination_ratio(low.illumination, high.illumination))   # the evaluation's
-    assert torch.allclose(down, recipes.illumination_ratio(high.illumination, low.illumination))
-    assert not any(p.requires_grad for p in [*modules["decomposition"].parameters(), *restoration.parameters()])

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from lle_lib.config import RunContext
 from lle_lib.recipes import pix2pix as recipes
 from lle_lib.train import NonFiniteLossError, TrainConfig, Trainer, recalibrate_batchnorm
 
@@ -91,7 +92,7 @@ def test_a_nan_stops_training_and_the_last_good_checkpoint_survives(tmp_path):
 def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_path, monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
     recipe = replace(TINY, epochs=2, train_items=8)
-    trainer = recipes.make_trainer(recipe, out_dir=tmp_path / "run", progress=False)
+    trainer = recipes.make_trainer(recipe, RunContext(progress=False), out_dir=tmp_path / "run")
     history = trainer.fit()
     assert len(history) == 2 and all("val/psnr" in record for record in history)
     assert all(record["train/d_loss"] > 0 for record in history)
@@ -242,7 +243,7 @@ def test_warmup_epochs_train_the_generator_by_l1_alone():
 
 def test_a_warmup_run_selects_its_best_epoch_after_the_warmup(tmp_path):
     recipe = replace(TINY, epochs=3, warmup_epochs=2)
-    trainer = recipes.make_trainer(recipe, out_dir=tmp_path / "run", progress=False)
+    trainer = recipes.make_trainer(recipe, RunContext(progress=False), out_dir=tmp_path / "run")
     assert trainer.config.select_from == 3
     history = trainer.fit()
     assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["epoch"] == 3
@@ -253,11 +254,6 @@ def test_a_warmup_run_selects_its_best_epoch_after_the_warmup(tmp_path):
 def test_a_warmup_must_leave_the_gan_at_least_one_epoch(warmup):
     with pytest.raises(ValueError, match="warmup_epochs"):
         replace(TINY, epochs=3, warmup_epochs=warmup)
-
-
-def test_unknown_shipped_names_are_refused():
-    with pytest.raises(KeyError, match="pix2pix"):
-        recipes.load_shipped("nope")
 
 
 @pytest.mark.distributed

@@ -4,7 +4,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lle_lib.recipes.zero_dce import PRESETS, ZeroDCERecipe, main, make_trainer
+from lle_lib.config import RunContext
+from lle_lib.recipes.zero_dce import PRESETS, ZeroDCERecipe, make_trainer
 from lle_lib.models import DCENet, DCENetPP
 
 
@@ -13,12 +14,15 @@ def synthetic_only(monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
 
 
+CPU = RunContext(device="cpu", progress=False)
+
+
 def tiny(**changes):
     return replace(PRESETS["quick"], **{"epochs": 2, "batch_size": 4, "crop": 32, "train_items": 8, **changes})
 
 
 def test_quick_recipe_trains_validates_and_keeps_the_best(tmp_path):
-    trainer = make_trainer(tiny(), out_dir=tmp_path, progress=False)
+    trainer = make_trainer(tiny(), CPU, out_dir=tmp_path)
     history = trainer.fit()
     assert [record["epoch"] for record in history] == [1, 2]
     for record in history:
@@ -31,20 +35,20 @@ def test_quick_recipe_trains_validates_and_keeps_the_best(tmp_path):
 
 
 def test_training_reduces_the_zero_reference_loss():
-    trainer = make_trainer(replace(tiny(), epochs=4), progress=False)
+    trainer = make_trainer(replace(tiny(), epochs=4), CPU)
     history = trainer.fit()
     assert history[-1]["train/loss"] < history[0]["train/loss"]
 
 
 @pytest.mark.parametrize("smoothness, term", [("second", "train/second_order"), ("both", "train/second_order")])
 def test_smoothness_options_reach_the_loss(smoothness, term):
-    history = make_trainer(replace(tiny(), epochs=1, smoothness=smoothness), progress=False).fit()
+    history = make_trainer(replace(tiny(), epochs=1, smoothness=smoothness), CPU).fit()
     assert term in history[0]
     assert ("train/illumination" in history[0]) == (smoothness == "both")
 
 
 def test_zero_dce_pp_variant():
-    trainer = make_trainer(replace(tiny(), epochs=1, variant="zero_dce_pp", scale_factor=2), progress=False)
+    trainer = make_trainer(replace(tiny(), epochs=1, variant="zero_dce_pp", scale_factor=2), CPU)
     trainer.fit()
     assert isinstance(trainer.unwrap("net"), DCENetPP)
 
@@ -54,19 +58,12 @@ def test_unknown_variant_is_refused():
         ZeroDCERecipe(variant="zero_dce_plus").build_network()
 
 
-def test_command_line(tmp_path, capsys):
-    main(["--preset", "quick", "--epochs", "1", "--crop", "32", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert "synthetic train pairs" in out and "best val/psnr" in out
-    assert (tmp_path / "best.pt").is_file()
-
-
 def test_export_writes_weights_with_an_honest_card(tmp_path):
     from lle_lib.recipes.zero_dce import export_weights
     from lle_lib.weights import load_weights
 
     recipe = tiny(epochs=1)
-    make_trainer(recipe, out_dir=tmp_path / "run", progress=False).fit()
+    make_trainer(recipe, CPU, out_dir=tmp_path / "run").fit()
     card = export_weights(tmp_path / "run", recipe, tmp_path / "zero_dce.pt")
     for key in ("training_data", "recipe", "epochs_trained", "wall_time_seconds", "hardware", "test_psnr",
                 "test_ssim", "test_psnr_gt_mean", "sha256", "parameters"):

@@ -14,8 +14,8 @@ from torch import nn
 
 from ddp_worker import BATCH_PER_PROCESS, EPOCHS, TRAIN_ITEMS, VAL_ITEMS, BrightenPairs, BrightenTask, tiny_net
 from lle_lib.images import read_image
-from lle_lib.train import (NonFiniteLossError, Task, TrainConfig, Trainer, linear_decay, recalibrate_batchnorm,
-                           update_ema)
+from lle_lib.train import (NonFiniteLossError, Task, TrainConfig, Trainer, WeightAverage, linear_decay,
+                           recalibrate_batchnorm, update_ema)
 
 
 @pytest.fixture(autouse=True)
@@ -413,3 +413,55 @@ def test_a_moving_average_step_mixes_the_weights_by_the_decay_and_copies_the_buf
             update_ema(average, current, decay=bad)
     with pytest.raises(ValueError, match="same architecture"):
         update_ema(average, nn.Linear(2, 2), decay=0.5)                          # another architecture
+
+
+class AveragedBrightenTask(BrightenTask):
+    """The tiny task with a weight average of its net, held as a task of the library holds one."""
+
+    def __init__(self, decay):
+        super().__init__()
+        self.average = WeightAverage("net", decay)
+
+    def modules(self):
+        net = tiny_net()
+        return {"net": net, **self.average.modules(net)}
+
+    def training_step(self, batch, trainer):
+        logged = super().training_step(batch, trainer)
+        self.average.follow(trainer)
+        return logged
+
+
+def test_a_weight_average_is_a_frozen_copy_that_follows_the_net_by_the_decay():
+    recorded = {}
+
+    class Recording(AveragedBrightenTask):
+        def training_step(self, batch, trainer):
+            recorded["before"] = parameters(trainer.unwrap("net"))
+            logged = super().training_step(batch, trainer)
+            recorded["after"] = parameters(trainer.unwrap("net"))
+            return logged
+
+    trainer = Trainer(Recording(decay=0.75), BrightenPairs(4), config(epochs=1))   # one step
+    average = trainer.unwrap("net_ema")
+    assert set(trainer.modules) == {"net", "net_ema"} and set(trainer.optimizers) == {"net"}
+    assert not any(parameter.requires_grad for parameter in average.parameters())
+    start = parameters(average)
+    assert all(torch.equal(start[name], value) for name, value in parameters(trainer.unwrap("net")).items())
+    trainer.fit()
+    before, after = recorded["before"], recorded["after"]
+    assert any(not torch.equal(before[name], after[name]) for name in before)          # the net moved
+    for name, value in average.state_dict().items():            # theta_avg <- 0.75 theta_avg + 0.25 theta
+        assert torch.allclose(value, 0.75 * before[name] + 0.25 * after[name], atol=1e-7), name
+    assert WeightAverage("net", 0.75).scored() == {"": "net_ema", "_raw": "net"}
+    assert WeightAverage("net", 0.75).evaluated == "net_ema"
+
+
+def test_without_a_decay_a_weight_average_adds_nothing():
+    average = WeightAverage("net", None)
+    assert average.modules(tiny_net()) == {} and average.scored() == {"": "net"} and average.evaluated == "net"
+    trainer = Trainer(AveragedBrightenTask(decay=None), BrightenPairs(4), config(epochs=1))
+    trainer.fit()                                                  # follow() has no average to move
+    assert set(trainer.modules) == {"net"}
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        WeightAverage("net", 1.0)

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from lle_lib import methods
 from lle_lib.data import load_paired
 from lle_lib.evaluate import evaluate
 from lle_lib.models.kind import enhance_kind
 from lle_lib.models.pix2pix import enhance_pix2pix
-from lle_lib.recipes import kind, pix2pix
+from lle_lib.recipes import kind
 from lle_lib.weights import STORAGE_DTYPES, count_parameters, round_weights, save_weights
 
 #: The types compared, by name: None stands for the module's own type (float32 for every shipped net).
@@ -56,9 +57,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     val = load_paired("val", args.data_dir)
     print("validation:", val.source)
-    model, card = kind.load_shipped("kind")
+    model, card = methods.load_shipped("kind")
     ratio = card["fixed_ratio"]
-    generator, _ = pix2pix.load_shipped("pix2pix")
+    generator, _ = methods.load_shipped("pix2pix")
     rows = (storage_rows(f"KinD (ratio {ratio:g})", model, lambda net, image: enhance_kind(net, image, ratio), val)
             + storage_rows("pix2pix", generator, enhance_pix2pix, val))
     print(pd.DataFrame(rows).round(3).to_string(index=False))

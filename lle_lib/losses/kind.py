@@ -6,9 +6,9 @@ KinD trains three networks in three stages, each with its own objective:
   :func:`reflectance_similarity_loss` between them, :func:`mutual_consistency_loss` of the two illuminations and
   :func:`input_guided_smoothness_loss` of each illumination;
 * restoration (:func:`restoration_loss`): squared error, ``1 - SSIM`` and :func:`gradient_difference_loss` against the
-  well-lit reflectance (and, the book's addition, :func:`relit_loss` of the relit image);
+  well-lit reflectance;
 * adjustment (:func:`adjustment_loss`): squared error and :func:`gradient_difference_loss` against the target
-  illumination (and, the book's addition, :func:`calibration_loss`, which fine-tunes it on the relit image).
+  illumination.
 
 Where the authors' TensorFlow code and the paper differ we follow the code and say so. Gradients
 (:func:`normalized_gradient`) are the code's: a 2x2 difference, absolute value, then min-max normalisation over the
@@ -175,39 +175,8 @@ def restoration_loss(restored: torch.Tensor, target: torch.Tensor) -> tuple[torc
     return sum(parts.values()), {name: value.detach() for name, value in parts.items()}
 
 
-def relit_loss(restored: torch.Tensor, adjusted: torch.Tensor, image: torch.Tensor, *,
-               match_mean: bool = False) -> torch.Tensor:
-    """The book's addition to the restoration objective, not the authors': ``mean (R_hat * I_hat - S_h)^2``, the
-    squared error of the *relit* image, the restored reflectance ``R_hat`` times the adjusted illumination ``I_hat``
-    (N, 1, H, W), against the well-lit image ``S_h``. :func:`restoration_loss` weighs every pixel of the reflectance
-    alike; this term weighs it by the light it will get, as the evaluation does.
-
-    ``match_mean=True`` first rescales each relit image to its target's mean, ``s * R_hat * I_hat`` with
-    ``s = mean(S_h) / mean(R_hat * I_hat)``, as the GT-mean protocol does. The term then ignores overall brightness
-    (multiplying ``R_hat`` by a constant leaves it unchanged) and keeps only the error of colour and detail."""
-    relit = restored * adjusted
-    if match_mean:
-        relit = relit * (image.mean(dim=(1, 2, 3), keepdim=True)
-                         / relit.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6))
-    return F.mse_loss(relit, image)
-
-
 def adjustment_loss(adjusted: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """KinD's third-stage objective: ``mean (I_hat - I_t)^2 + L_grad(I_hat, I_t)``; returns ``(total, parts)``."""
     parts = {"mse": F.mse_loss(adjusted, target), "gradient": gradient_difference_loss(adjusted, target)}
     return sum(parts.values()), {name: value.detach() for name, value in parts.items()}
 
-
-def calibration_loss(restored: torch.Tensor, brightened: torch.Tensor, image: torch.Tensor,
-                     high_illumination: torch.Tensor, darkened: torch.Tensor,
-                     low_illumination: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The book's fine-tuning objective for a trained adjustment net, not the authors':
-    ``relit_loss(R_hat, I_up, S_h) + L_adj(I_up, I_h) + L_adj(I_down, I_l)``, where ``I_up`` is the low image's
-    illumination brightened to the high one's level and ``I_down`` the high one's darkened to the low one's. The
-    first term asks the relit image, the restored reflectance times the brightened illumination, to match the
-    well-lit image; the other two are :func:`adjustment_loss` in both directions, as in the adjustment stage, so that
-    the net stays an illumination map. Returns ``(total, parts)``."""
-    parts = {"relit": relit_loss(restored, brightened, image),
-             "brighten": adjustment_loss(brightened, high_illumination)[0],
-             "darken": adjustment_loss(darkened, low_illumination)[0]}
-    return sum(parts.values()), {name: value.detach() for name, value in parts.items()}

@@ -31,9 +31,7 @@ from torch import nn
 
 from ..images import to_image
 from .inference import run_on_image
-
-#: LeakyReLU slope used after every hidden convolution in the authors' code.
-NEGATIVE_SLOPE = 0.2
+from .layers import NEGATIVE_SLOPE, pad_to_multiple
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -48,16 +46,6 @@ def _check_width(width: int) -> int:
     if int(width) != width or width < 1:
         raise ValueError(f"width must be a positive number of channels, not {width!r}")
     return int(width)
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad the bottom and right by reflection so that height and width are multiples of ``multiple``."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-    return x, (height, width)
 
 
 class _UpAndConcat(nn.Module):
@@ -106,7 +94,8 @@ class DecompositionNet(nn.Module):
         self.to_illumination = _conv(2 * w, 1, kernel_size=1)
 
     def forward(self, image: torch.Tensor) -> Decomposition:
-        x, (height, width) = _pad_to_multiple(image, 4)
+        height, width = image.shape[-2:]
+        x = pad_to_multiple(image, 4)
         e1 = _lrelu(self.encode1(x))
         e2 = _lrelu(self.encode2(F.max_pool2d(e1, 2)))
         e3 = _lrelu(self.encode3(F.max_pool2d(e2, 2)))
@@ -148,7 +137,8 @@ class RestorationNet(nn.Module):
         self.to_reflectance = _conv(w, 3)
 
     def forward(self, reflectance: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
-        x, (height, width) = _pad_to_multiple(torch.cat([reflectance, illumination], dim=1), 2 ** (self.LEVELS - 1))
+        height, width = reflectance.shape[-2:]
+        x = pad_to_multiple(torch.cat([reflectance, illumination], dim=1), 2 ** (self.LEVELS - 1))
         skips = []
         for level, (first, second) in enumerate(self.down):
             if level > 0:

@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..images import to_image
 from .inference import run_on_image
-
-#: The slope of every LeakyReLU (encoder and discriminator), as in the paper.
-NEGATIVE_SLOPE = 0.2
+from .layers import NEGATIVE_SLOPE, pad_to_multiple
 
 
 def _check_positive(value: int, what: str) -> int:
@@ -103,7 +100,7 @@ class UNetGenerator(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in [0, 1] to the enhanced ``(N, 3, H, W)`` in [0, 1]."""
         height, width = image.shape[-2:]
-        x = _pad_to_multiple(image * 2 - 1, self.multiple)
+        x = pad_to_multiple(image * 2 - 1, self.multiple)
         skips = []
         for encode in self.encoders:
             x = encode(x)
@@ -112,17 +109,6 @@ class UNetGenerator(nn.Module):
         for j, decode in enumerate(self.decoders[1:], start=1):
             x = decode(torch.cat([x, skips[self.depth - 1 - j]], dim=1))
         return ((x + 1) / 2)[..., :height, :width]
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad bottom and right to multiples of ``multiple``: reflection where the image is large enough, else
-    replication (reflection needs the padding to be smaller than the side)."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if not (pad_h or pad_w):
-        return x
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 class PatchDiscriminator(nn.Module):

@@ -260,14 +260,26 @@ def init_like_official_(model: nn.Module, std: float = 0.02) -> nn.Module:
     return model
 
 
-def enhance(model: nn.Module, image: np.ndarray) -> np.ndarray:
+def enhance(model: nn.Module, image: np.ndarray, iterations: int | None = None) -> np.ndarray:
     """Enhance one NumPy image ``(H, W, 3)``, float in [0, 1], with a curve network; returns float32 ``(H, W, 3)``.
 
     Runs the model in eval mode, without gradients and without keeping the intermediate iterations (so a
     multi-megapixel photo fits in the memory of a laptop with :class:`DCENetPP`: about 70 MB per megapixel), on the
-    model's device. The model's training mode is restored afterwards.
+    model's device. The model's training mode is restored afterwards. ``iterations`` (1 to ``model.iterations``)
+    applies only the first curves, ``LE_1 ... LE_iterations``: fewer iterations, less brightening (the network's
+    own count when None).
     """
-    return to_image(run_on_image(model, image, keep_iterations=False).enhanced)
+    if iterations is None or iterations == model.iterations:
+        return to_image(run_on_image(model, image, keep_iterations=False).enhanced)
+    if not 1 <= iterations <= model.iterations:
+        raise ValueError(f"iterations must be from 1 to {model.iterations}, not {iterations!r}")
+
+    def first_curves(batch: torch.Tensor) -> torch.Tensor:
+        curves = model(batch, keep_iterations=False).curves
+        curves = curves * model.iterations if len(curves) == 1 else curves      # Zero-DCE++ shares one map
+        return apply_curves(batch, curves[:iterations], keep_iterations=False)[0]
+
+    return to_image(run_on_image(model, image, method=first_curves))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -10,20 +10,18 @@ KinD's networks are trained one after the other, each stage freezing the ones be
    image's (raised to the power 1.2, as the authors do; :func:`~lle_lib.losses.kind.restoration_loss`).
 
 A recipe may add continued restoration phases (``restoration_continued``: the stage's best net trains on with new
-settings, such as larger patches, a lower rate or the book's :func:`~lle_lib.losses.kind.relit_loss`), as the
-shipped one does, and last a calibration of the adjustment net (``adjustment_calibration``: it trains on so that the
-relit image matches the well-lit one, :func:`~lle_lib.losses.kind.calibration_loss`). Every stage validates on
-the paired validation split; the test split is only scored at the end.
-Command line::
+settings, such as larger patches or a lower rate), as the shipped one does. Every stage validates on the paired
+validation split; the test split is only scored at the end. The pilots the shipped recipe does not use (a loss on
+the relit image, a weight average of the restoration net, a calibration of the adjustment net) are recorded in the
+book's appendix "How the shipped weights were trained".
+Registered as the method ``kind`` (:mod:`lle_lib.methods`), whose control ``light`` is the light level. Command line::
 
-    python -m lle_lib.recipes.kind --preset quick --out runs/kind       # all three stages, resumable
-    python -m lle_lib.recipes.kind --preset kind --out runs/kind --export kind.pt   # the shipped recipe
-    torchrun --nproc_per_node=4 -m lle_lib.recipes.kind --preset full --out runs/kind
+    lle train kind --preset quick --out runs/kind       # all three stages, resumable
+    lle train kind --preset kind --out runs/kind --export kind.pt   # the shipped recipe
+    torchrun --nproc_per_node=4 -m lle_lib train kind --preset full --out runs/kind
 """
 from __future__ import annotations
 
-import argparse
-import copy
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,16 +30,17 @@ import pandas as pd
 import torch
 
 from .. import metrics
+from ..config import RunContext
 from ..data import load_paired
 from ..evaluate import PROTOCOL, Evaluation, evaluate, score
 from ..images import to_image
-from ..losses.kind import (DECOMPOSITION_WEIGHTS, adjustment_loss, calibration_loss, decomposition_loss, relit_loss,
-                           restoration_loss)
+from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, restoration_loss
 from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
                            illumination_ratio, relight)
-from ..train import Task, TrainConfig, Trainer, update_ema
-from ..weights import STORAGE_DTYPES, round_weights, save_weights
-from . import card_scores, hardware_description, load_shipped_or_train, training_and_validation
+from ..train import Task, TrainConfig, Trainer
+from ..methods import Control, LearnedMethod, register
+from ..weights import round_weights, save_weights
+from . import card_scores, first_items, hardware_description, training_and_validation
 
 STAGES = ("decomposition", "adjustment", "restoration")
 
@@ -52,33 +51,13 @@ RESTORATION_TARGET_POWER = 1.2
 
 @dataclass(frozen=True)
 class StageSettings:
-    """How one stage trains: epochs, batch size, square patch size, learning rate (Adam), validation period, and for
-    the restoration only options of the book's (none is the authors'): the weight of
-    :func:`~lle_lib.losses.kind.relit_loss` (0: the authors' loss; with ``relit_match_mean`` the relit image is
-    first rescaled to its target's mean, so that the term ignores brightness), and ``ema_decay``, which keeps an
-    exponential moving average of the restoration net's weights (:func:`~lle_lib.train.update_ema`). The average is
-    then what validation scores, what selects the epoch and what the next phase or the export takes (the current
-    weights are still scored, as ``val/psnr_raw``). ``None``: no average."""
+    """How one stage trains: epochs, batch size, square patch size, learning rate (Adam) and validation period."""
 
     epochs: int
     batch_size: int
     patch: int
     learning_rate: float = 1e-4
     val_every: int = 1              # validate (and pick the best epoch) every this many epochs, and at the end
-    relit_weight: float = 0.0
-    ema_decay: float | None = None
-    relit_match_mean: bool = False
-
-    def __post_init__(self):
-        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1) or None, not {self.ema_decay!r}")
-        if self.relit_match_mean and not self.relit_weight:
-            raise ValueError("relit_match_mean changes the relit loss, which is off: set relit_weight > 0 too")
-
-    @property
-    def restoration_module(self) -> str:
-        """The restoration module this stage's validation scores and hands on: the weight average if there is one."""
-        return "restoration" if self.ema_decay is None else "restoration_ema"
 
 
 @dataclass(frozen=True)
@@ -116,15 +95,6 @@ class KinDRecipe:
     # for the authors' lower rate late in training), checkpoints in its own folder, and is picked again at its best
     # validation epoch. Empty: none.
     restoration_continued: tuple[StageSettings, ...] = ()
-    # The book's, not the authors': a last phase that fine-tunes the adjustment net, from its trained weights, with
-    # the final restoration net frozen, so that R_hat * adjust(I_low, r) matches the well-lit image at the ratio the
-    # authors' evaluation reads (losses.kind.calibration_loss; stage "calibration", folder
-    # "adjustment_calibration"). The adjustment stage reads its training ratio as 1 / mean(I_low / I_high), a harmonic
-    # mean of the per-pixel ratios that is never larger than the evaluation's mean(I_high / I_low). None: no such phase.
-    # Measured on LOL's validation pairs from the shipped nets (100 epochs of 10 x 96^2 at 1e-4): the authors' protocol
-    # rose from 19.13 to 20.14 dB, but the fixed ratio's plain and GT-mean PSNR fell (18.99 to 18.68, 23.99 to 23.43),
-    # so the shipped recipe has none (chapter 4, section 4.10).
-    adjustment_calibration: StageSettings | None = None
 
     def __post_init__(self):
         phases = self.restoration_continued       # one phase may be given alone; stored as a tuple
@@ -135,8 +105,6 @@ class KinDRecipe:
         if not all(isinstance(phase, StageSettings) for phase in phases):
             raise TypeError("restoration_continued must hold StageSettings, one per continued restoration phase")
         object.__setattr__(self, "restoration_continued", tuple(phases))
-        if self.adjustment_calibration is not None and not isinstance(self.adjustment_calibration, StageSettings):
-            raise TypeError("adjustment_calibration must be StageSettings or None")
 
     def prior_fade_at(self, epoch: int) -> float:
         """How much of the warm start is on during ``epoch`` (counted from 1): ``1 - (epoch - 1) / prior_epochs``,
@@ -185,14 +153,9 @@ SHIPPED = {
 
 def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
     """A readable table of KinD recipes, one column per recipe: the widths, each stage as
-    "epochs x batch of patch-squared patches, learning rate" (and the relit loss's weight when it is on), and the
-    decomposition-loss settings."""
+    "epochs x batch of patch-squared patches, learning rate", and the decomposition-loss settings."""
     def stage(settings: StageSettings) -> str:
-        matched = " (mean matched)" if settings.relit_match_mean else ""
-        relit = f", relit loss x {settings.relit_weight:g}{matched}" if settings.relit_weight else ""
-        average = f", weight average {settings.ema_decay:g}" if settings.ema_decay is not None else ""
-        return (f"{settings.epochs} ep x {settings.batch_size} of {settings.patch}\u00b2, "
-                f"lr {settings.learning_rate:g}{relit}{average}")
+        return f"{settings.epochs} ep x {settings.batch_size} of {settings.patch}\u00b2, lr {settings.learning_rate:g}"
 
     rows = {}
     for name, recipe in recipes.items():
@@ -201,8 +164,6 @@ def describe(recipes: dict[str, KinDRecipe]) -> pd.DataFrame:
                 f"{recipe.decomposition_width}, {recipe.restoration_width}, {recipe.adjustment_width}",
             **{f"{s} stage": stage(getattr(recipe, s)) for s in STAGES},
             "restoration, continued": ("; then ".join(stage(s) for s in recipe.restoration_continued) or "none"),
-            "adjustment, calibrated": ("none" if recipe.adjustment_calibration is None
-                                       else stage(recipe.adjustment_calibration)),
             "training pairs": "all" if recipe.train_items is None else str(recipe.train_items),
             "reflectance-similarity weight": f"{recipe.reflectance_weight:g}",
             "warm start": _warm_start(recipe),
@@ -303,9 +264,7 @@ class AdjustmentTask(Task):
 class RestorationTask(Task):
     """Stage 3: restore the low image's reflectance towards the well-lit one's (frozen decomposition); validation
     scores the whole pipeline's PSNR with the ratio taken from the target (the authors' protocol, fine on the
-    validation split, where it only ranks epochs). With ``ema_decay`` a fourth module, ``restoration_ema``, follows
-    the restoration net's weights as a moving average after each step; it has no trainable parameters, so the
-    trainer neither wraps it in DDP nor hands it an optimizer, but it is checkpointed and resumed with the rest."""
+    validation split, where it only ranks epochs)."""
 
     def __init__(self, recipe: KinDRecipe, decomposition: DecompositionNet, adjustment: IlluminationAdjustNet,
                  start: RestorationNet | None = None):
@@ -315,171 +274,73 @@ class RestorationTask(Task):
         restoration = RestorationNet(self.recipe.restoration_width)
         if self.start is not None:      # a continued phase starts from the previous phase's best net
             restoration.load_state_dict(self.start.state_dict())
-        modules = {"decomposition": _frozen(self.decomposition), "adjustment": _frozen(self.adjustment),
-                   "restoration": restoration}
-        if self.recipe.restoration.ema_decay is not None:     # the average starts where the net starts
-            modules["restoration_ema"] = copy.deepcopy(restoration).requires_grad_(False)
-        return modules
+        return {"decomposition": _frozen(self.decomposition), "adjustment": _frozen(self.adjustment),
+                "restoration": restoration}
 
     def configure_optimizers(self, modules):
         return {"restoration": torch.optim.Adam(modules["restoration"].parameters(),
                                                 lr=self.recipe.restoration.learning_rate)}
 
     def training_step(self, batch, trainer):
-        weight = self.recipe.restoration.relit_weight
         with torch.no_grad():
             reflectance, illumination = trainer.modules["decomposition"](batch["low"])
-            high = trainer.modules["decomposition"](batch["high"])
-            target = high.reflectance ** RESTORATION_TARGET_POWER
+            target = trainer.modules["decomposition"](batch["high"]).reflectance ** RESTORATION_TARGET_POWER
         restored = trainer.modules["restoration"](reflectance, illumination)
         loss, parts = restoration_loss(restored, target)
-        if weight:      # the book's relit term: the patch relit to its target's level, as the validation does
-            with torch.no_grad():
-                adjusted = trainer.modules["adjustment"](illumination,
-                                                         illumination_ratio(illumination, high.illumination))
-            relit = relit_loss(restored, adjusted, batch["high"],
-                               match_mean=self.recipe.restoration.relit_match_mean)
-            loss = loss + weight * relit
-            parts["relit"] = relit.detach()
         trainer.optimize(loss, "restoration")
-        if self.recipe.restoration.ema_decay is not None:
-            update_ema(trainer.unwrap("restoration_ema"), trainer.unwrap("restoration"),
-                       self.recipe.restoration.ema_decay)
         return {"loss": loss, **parts}
 
     def validation_step(self, batch, trainer):
-        scored = {"": self.recipe.restoration.restoration_module}
-        if self.recipe.restoration.ema_decay is not None:
-            scored["_raw"] = "restoration"
-        return _authors_protocol_scores(batch, trainer, scored)
-
-
-def _authors_protocol_scores(batch, trainer, scored: dict[str, str]) -> dict[str, torch.Tensor]:
-    """PSNR and SSIM of the whole chain under the authors' protocol (the ratio read from the target), for each
-    restoration module of ``scored`` (``{suffix: module name}``), logged as ``psnr<suffix>`` and ``ssim<suffix>``."""
-    decompose = trainer.modules["decomposition"]
-    reflectance, illumination = decompose(batch["low"])
-    ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
-    adjusted = trainer.modules["adjustment"](illumination, ratio)
-    scores = {}
-    for suffix, name in scored.items():
-        enhanced = (trainer.modules[name](reflectance, illumination) * adjusted).clamp(0, 1)
-        scores[f"psnr{suffix}"] = metrics.psnr(enhanced, batch["high"])
-        scores[f"ssim{suffix}"] = metrics.ssim(enhanced, batch["high"])
-    return scores
-
-
-class CalibrationTask(Task):
-    """The book's last phase (``recipe.adjustment_calibration``), not the authors': the trained adjustment net trains
-    on with :func:`~lle_lib.losses.kind.calibration_loss`, the decomposition and the final restoration net frozen.
-    Each patch is brightened by ``mean(I_high / I_low)`` read from the patch, the formula of the authors' evaluation,
-    and darkened by its mirror. Validation scores the whole chain under the authors' protocol, as the restoration's
-    does."""
-
-    def __init__(self, recipe: KinDRecipe, decomposition: DecompositionNet, restoration: RestorationNet,
-                 adjustment: IlluminationAdjustNet):
-        self.recipe, self.decomposition, self.restoration, self.start = recipe, decomposition, restoration, adjustment
-
-    def modules(self):
-        adjustment = IlluminationAdjustNet(self.recipe.adjustment_width)
-        adjustment.load_state_dict(self.start.state_dict())
-        return {"decomposition": _frozen(self.decomposition), "restoration": _frozen(self.restoration),
-                "adjustment": adjustment}
-
-    def configure_optimizers(self, modules):
-        return {"adjustment": torch.optim.Adam(modules["adjustment"].parameters(),
-                                               lr=self.recipe.adjustment_calibration.learning_rate)}
-
-    def training_step(self, batch, trainer):
-        with torch.no_grad():
-            low = trainer.modules["decomposition"](batch["low"])
-            high = trainer.modules["decomposition"](batch["high"])
-            restored = trainer.modules["restoration"](low.reflectance, low.illumination)
-        adjust = trainer.modules["adjustment"]
-        brightened = adjust(low.illumination, illumination_ratio(low.illumination, high.illumination))
-        darkened = adjust(high.illumination, illumination_ratio(high.illumination, low.illumination))
-        loss, parts = calibration_loss(restored, brightened, batch["high"], high.illumination, darkened,
-                                       low.illumination)
-        trainer.optimize(loss, "adjustment")
-        return {"loss": loss, **parts}
-
-    def validation_step(self, batch, trainer):
-        return _authors_protocol_scores(batch, trainer, {"": "restoration"})
+        decompose = trainer.modules["decomposition"]
+        reflectance, illumination = decompose(batch["low"])
+        ratio = illumination_ratio(illumination, decompose(batch["high"]).illumination)
+        adjusted = trainer.modules["adjustment"](illumination, ratio)
+        enhanced = (trainer.modules["restoration"](reflectance, illumination) * adjusted).clamp(0, 1)
+        return {"psnr": metrics.psnr(enhanced, batch["high"]), "ssim": metrics.ssim(enhanced, batch["high"])}
 
 
 MONITORS = {"decomposition": ("val/reconstruction", "min"), "adjustment": ("val/illumination_mse", "min"),
-            "restoration": ("val/psnr", "max"), "calibration": ("val/psnr", "max")}
+            "restoration": ("val/psnr", "max")}
 
 
 def training_phases(recipe: KinDRecipe) -> list[tuple[str, str, KinDRecipe]]:
     """The runs of :func:`train_kind` in order, as ``(folder, stage, recipe)``: the three stages, then each phase of
     ``recipe.restoration_continued`` (folders ``restoration_continued``, ``restoration_continued_2``, ...; stage
-    ``restoration``; the recipe with its restoration settings replaced by the phase's), then, if the recipe has one,
-    the adjustment's calibration (folder ``adjustment_calibration``, stage ``calibration``)."""
+    ``restoration``; the recipe with its restoration settings replaced by the phase's)."""
     phases = [(stage, stage, recipe) for stage in STAGES]
     for number, settings in enumerate(recipe.restoration_continued, start=1):
         folder = "restoration_continued" + (f"_{number}" if number > 1 else "")
         phases.append((folder, "restoration", replace(recipe, restoration=settings)))
-    if recipe.adjustment_calibration is not None:
-        phases.append(("adjustment_calibration", "calibration", recipe))
     return phases
 
 
 def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, torch.nn.Module] | None = None,
-                       data_dir=None, seed: int = 0, device: str = "auto", out_dir: str | Path | None = None,
-                       progress: bool = True, start: torch.nn.Module | None = None) -> Trainer:
+                       run: RunContext | None = None, out_dir: str | Path | None = None,
+                       start: torch.nn.Module | None = None) -> Trainer:
     """A :class:`Trainer` for one stage. ``previous`` holds the trained networks of the earlier stages
-    (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration, plus
-    ``"restoration"`` for the ``"calibration"`` of the adjustment net, which fine-tunes ``previous["adjustment"]``
-    with the recipe's ``adjustment_calibration`` settings). ``start``, for the restoration only, is a trained
-    restoration net to continue from (a continued phase)."""
-    if stage not in (*STAGES, "calibration"):
-        raise ValueError(f"stage must be one of {(*STAGES, 'calibration')}, not {stage!r}")
+    (``{"decomposition": ...}`` for the adjustment, plus ``"adjustment"`` for the restoration). ``start``, for the
+    restoration only, is a trained restoration net to continue from (a continued phase)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
     previous = previous or {}
-    needed = STAGES if stage == "calibration" else STAGES[:STAGES.index(stage)]
-    missing = [name for name in needed if name not in previous]
+    missing = [name for name in STAGES[:STAGES.index(stage)] if name not in previous]
     if missing:
         raise ValueError(f"the {stage} stage needs the trained {', '.join(missing)} network(s) in `previous`")
     if start is not None and stage != "restoration":
         raise ValueError("only the restoration stage can start from a trained net")
-    settings = _settings(stage, recipe)
-    if settings is None:
-        raise ValueError("the calibration stage needs the recipe's adjustment_calibration settings")
-    if stage != "restoration" and settings.relit_weight:
-        raise ValueError(f"relit_weight is for the restoration stage only, not the {stage} stage")
-    if stage != "restoration" and settings.ema_decay is not None:
-        raise ValueError(f"ema_decay is for the restoration stage only, not the {stage} stage")
+    settings = getattr(recipe, stage)
     task = {"decomposition": lambda: DecompositionTask(recipe),
             "adjustment": lambda: AdjustmentTask(recipe, previous["decomposition"]),
             "restoration": lambda: RestorationTask(recipe, previous["decomposition"], previous["adjustment"],
-                                                   start),
-            "calibration": lambda: CalibrationTask(recipe, previous["decomposition"], previous["restoration"],
-                                                   previous["adjustment"])}[stage]()
-    train, val = training_and_validation(data_dir, seed=seed, size=settings.patch, train_items=recipe.train_items,
+                                                   start)}[stage]()
+    run = run or RunContext()
+    train, val = training_and_validation(run, size=settings.patch, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
     monitor, mode = MONITORS[stage]
-    config_ = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, seed=seed, device=device,
-                          out_dir=out_dir, monitor=monitor, monitor_mode=mode, progress=progress,
+    config_ = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, seed=run.seed, device=run.device,
+                          out_dir=out_dir, monitor=monitor, monitor_mode=mode, progress=run.progress,
                           val_every=settings.val_every)
     return Trainer(task, train, config_, val_dataset=val)
-
-
-def _handed_on(stage: str, settings: StageSettings) -> str:
-    """The module a phase of ``stage`` hands on: the restoration's weight average if it keeps one, the adjustment
-    net for its calibration, else the stage's net."""
-    if stage == "restoration":
-        return settings.restoration_module
-    return "adjustment" if stage == "calibration" else stage
-
-
-def _settings(stage: str, recipe: KinDRecipe) -> StageSettings | None:
-    """The settings a phase of ``stage`` trains with (the calibration's are ``recipe.adjustment_calibration``)."""
-    return recipe.adjustment_calibration if stage == "calibration" else getattr(recipe, stage)
-
-
-def _network(stage: str) -> str:
-    """The network of the KinD model that a phase of ``stage`` trains."""
-    return "adjustment" if stage == "calibration" else stage
 
 
 def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
@@ -492,19 +353,18 @@ def _best_module(trainer: Trainer, name: str) -> torch.nn.Module:
     return module
 
 
-def train_kind(recipe: KinDRecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
-               out_dir: str | Path | None = None, progress: bool = True) -> tuple[KinD, dict[str, list[dict]]]:
-    """Train the three stages in order, then the continued restoration phases and the adjustment's calibration if
-    any; returns the assembled :class:`KinD` (each net at its best validation epoch) and the history of each phase
+def train_kind(recipe: KinDRecipe, run: RunContext | None = None, *,
+               out_dir: str | Path | None = None) -> tuple[KinD, dict[str, list[dict]]]:
+    """Train the three stages in order, then the continued restoration phases if any; returns the assembled :class:`KinD` (each net at its best validation epoch) and the history of each phase
     (:func:`training_phases`). With ``out_dir``, phase ``p`` keeps its checkpoints in ``out_dir/p`` and an
     interrupted run resumes where it stopped."""
     trained, histories = {}, {}
     for folder, stage, phase_recipe in training_phases(recipe):
         stage_dir = Path(out_dir) / folder if out_dir is not None else None
-        trainer = make_stage_trainer(stage, phase_recipe, previous=trained, data_dir=data_dir, seed=seed,
-                                     device=device, out_dir=stage_dir, progress=progress, start=trained.get(stage))
+        trainer = make_stage_trainer(stage, phase_recipe, previous=trained, run=run, out_dir=stage_dir,
+                                     start=trained.get(stage))
         histories[folder] = trainer.fit()
-        trained[_network(stage)] = _best_module(trainer, _handed_on(stage, _settings(stage, phase_recipe)))
+        trained[stage] = _best_module(trainer, stage)
     model = recipe.build()
     model.decomposition.load_state_dict(trained["decomposition"].state_dict())
     model.adjustment.load_state_dict(trained["adjustment"].state_dict())
@@ -516,12 +376,11 @@ def load_run(run_dir: str | Path, recipe: KinDRecipe) -> KinD:
     """The :class:`KinD` of a finished :func:`train_kind` run: each stage's network from its last phase's
     ``run_dir/<phase>/best.pt`` (its best validation epoch), or ``last.pt`` when that phase never validated."""
     model = recipe.build()
-    for name, stage, phase_recipe in training_phases(recipe):
+    for name, stage, _ in training_phases(recipe):
         folder = Path(run_dir) / name
         path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        getattr(model, _network(stage)).load_state_dict(
-            checkpoint["modules"][_handed_on(stage, _settings(stage, phase_recipe))])
+        getattr(model, stage).load_state_dict(checkpoint["modules"][stage])
     return model.eval()
 
 
@@ -578,8 +437,8 @@ def evaluate_target_ratio(model: KinD, dataset, *, name: str = "KinD, ratio from
                       per_image=pd.DataFrame(rows))
 
 
-def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | Path, *, data_dir=None,
-                   seed: int = 0, dtype: torch.dtype | None = None) -> dict:
+def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | Path,
+                   run: RunContext | None = None, *, dtype: torch.dtype | None = None) -> dict:
     """Turn a finished run into shipped weights with a JSON card (:func:`weights_card`): each stage at its best
     validation epoch, the wall time and epochs summed from every phase's ``last.pt``. ``dtype=torch.float16``
     stores half the bytes (:func:`lle_lib.weights.save_weights`); the card then scores the rounded weights."""
@@ -590,27 +449,28 @@ def export_weights(run_dir: str | Path, recipe: KinDRecipe, weights_path: str | 
         last = torch.load(Path(run_dir) / folder / "last.pt", map_location="cpu", weights_only=True)
         seconds += sum(record["seconds"] for record in last["history"])
         epochs[folder] = last["epoch"]
-    card = weights_card(model, recipe, seconds=seconds, epochs=epochs, data_dir=data_dir, seed=seed)
+    card = weights_card(model, recipe, seconds=seconds, epochs=epochs, run=run)
     return save_weights(model, weights_path, card, dtype=dtype)
 
 
-def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dict[str, int], data_dir=None,
-                 seed: int = 0) -> dict:
+def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dict[str, int],
+                 run: RunContext | None = None) -> dict:
     """The JSON card of trained KinD weights: the fixed light level chosen on the validation split
     (:func:`choose_ratio`); then, for the report only, the test split scored at that fixed level (plain and GT-mean)
     and under the authors' target-ratio protocol; the recipe, ``epochs`` per phase and the wall time ``seconds``."""
-    val = load_paired("val", data_dir, seed=seed)
-    test = load_paired("test", data_dir, seed=seed)
-    ratio, _ = choose_ratio(model, val)
+    run = run or RunContext()
+    val = load_paired("val", run.data_dir, seed=run.seed)
+    test = load_paired("test", run.data_dir, seed=run.seed)
+    ratio, _ = choose_ratio(model, first_items(val, recipe.val_items))     # the items the stages validated on
     fixed = evaluate(lambda image: enhance_kind(model, image, ratio), test, name="KinD", progress=False).summary
     target = evaluate_target_ratio(model, test).summary
     return {
         "method": "KinD",
         "paper": "Zhang, Zhang, Guo, ACM MM 2019",
-        "training_data": load_paired("train", data_dir, seed=seed).source,
+        "training_data": load_paired("train", run.data_dir, seed=run.seed).source,
         "selection": f"each stage at its best validation epoch on {val.source}; the fixed ratio by validation PSNR",
         "recipe": asdict(recipe),
-        "seed": seed,
+        "seed": run.seed,
         "epochs_trained": epochs,
         "wall_time_seconds": round(seconds, 1),
         "hardware": hardware_description(),
@@ -623,46 +483,20 @@ def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dic
     }
 
 
-def load_shipped(name: str = "kind", *, retrain: bool = False, data_dir=None, device: str = "cpu", seed: int = 0,
-                 run_dir: str | Path | None = None) -> tuple[KinD, dict]:
-    """The book's shipped KinD (``lle_lib/pretrained/<name>.pt``, recipe in :data:`SHIPPED`) and its card; the card's
-    ``fixed_ratio`` is the light level chosen on the validation split. Loads strictly (``weights_only=True``); if
-    the file is missing, or with ``retrain=True``, trains the recipe first (resumable in ``run_dir``, default the
-    cache folder) and exports it with :func:`export_weights`. The model is returned in eval mode on ``device``."""
-    if name not in SHIPPED:
-        raise KeyError(f"no shipped KinD weights named {name!r}; choose one of {sorted(SHIPPED)}")
-    recipe = SHIPPED[name]
-    return load_shipped_or_train(
-        recipe.build(), name,
-        lambda out_dir: train_kind(recipe, data_dir=data_dir, seed=seed, device=device, out_dir=out_dir),
-        lambda out_dir, path: export_weights(out_dir, recipe, path, data_dir=data_dir, seed=seed),
-        retrain=retrain, device=device, run_dir=run_dir)
+def _train(recipe: KinDRecipe, run: RunContext, out_dir: Path):
+    return train_kind(recipe, run, out_dir=out_dir)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=(*PRESETS, *SHIPPED), default="quick",
-                        help="quick, full (the authors' recipe), or the name of a shipped recipe (kind)")
-    parser.add_argument("--restoration-width", type=int, help="override the restoration U-Net's width")
-    parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", required=True, help="run folder: one subfolder of checkpoints per stage (and per phase)")
-    parser.add_argument("--export", help="write the weights here, with a JSON card (fixed ratio chosen on validation, "
-                                         "test scores for the report)")
-    parser.add_argument("--stored-dtype", choices=sorted(STORAGE_DTYPES),
-                        help="with --export: store the weights in this type, half the bytes of float32")
-    args = parser.parse_args(argv)
-    recipe = PRESETS.get(args.preset) or SHIPPED[args.preset]
-    if args.restoration_width:
-        recipe = replace(recipe, restoration_width=args.restoration_width)
-    train_kind(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out)
-    print(f"recipe: {asdict(recipe)}")
-    if args.export:
-        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed,
-                              dtype=STORAGE_DTYPES.get(args.stored_dtype))
-        print(f"exported {args.export}: {card}")
+def _enhance(model: KinD, image, light: float):
+    return enhance_kind(model, image, light)
 
 
-if __name__ == "__main__":
-    main()
+register(LearnedMethod(
+    name="kind", title="KinD", paper="zhang2019kindling", family="paired", module=__name__,
+    summary="Retinex decomposition, reflectance restoration and an adjustable illumination, trained in three stages",
+    apply=_enhance,
+    controls=(Control("light", float, None, 0.5, 50.0, "about mean(output) / mean(input); by default the level "
+                                                       "chosen on validation, the card's fixed_ratio"),),
+    recipe=KinDRecipe, presets=PRESETS, shipped=SHIPPED, weights="kind", build=KinDRecipe.build,
+    train=_train, export=export_weights, card_defaults=lambda card: {"light": card.get("fixed_ratio")},
+    protocols={"_target_ratio": evaluate_target_ratio}))

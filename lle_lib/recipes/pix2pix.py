@@ -3,29 +3,30 @@
 Every training step alternates one discriminator update and one generator update on the same batch
 (:class:`Pix2PixTask`); the trainer stops with :class:`~lle_lib.train.NonFiniteLossError` before a NaN or infinite
 loss reaches the weights, so the last checkpoint written stays good. Validation scores the generator's PSNR on the
-paired validation split, which selects the epoch; the test split is only scored at the end. Command line::
+paired validation split, which selects the epoch; the test split is only scored at the end. Registered as the
+method ``pix2pix`` (:mod:`lle_lib.methods`). Command line::
 
-    python -m lle_lib.recipes.pix2pix --preset quick --out runs/pix2pix
-    python -m lle_lib.recipes.pix2pix --preset pix2pix --out runs/pix2pix --export pix2pix.pt   # the shipped recipe
-    torchrun --nproc_per_node=4 -m lle_lib.recipes.pix2pix --preset full --out runs/pix2pix
+    lle train pix2pix --preset quick --out runs/pix2pix
+    lle train pix2pix --preset pix2pix --out runs/pix2pix --export pix2pix.pt   # the shipped recipe
+    torchrun --nproc_per_node=4 -m lle_lib train pix2pix --preset full --out runs/pix2pix
 """
 from __future__ import annotations
 
-import argparse
-import copy
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .. import metrics
+from ..config import RunContext
 from ..data import load_paired
 from ..evaluate import PROTOCOL, evaluate
 from ..losses.pix2pix import L1_WEIGHT, discriminator_loss, generator_loss, reconstruction_l1_loss
 from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
-from ..train import Task, TrainConfig, Trainer, linear_decay, recalibrate_batchnorm, update_ema
-from ..weights import STORAGE_DTYPES, round_weights, save_weights
-from . import card_scores, load_shipped_or_train, single_run_card, training_and_validation
+from ..train import Task, TrainConfig, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
+from ..methods import LearnedMethod, register
+from ..weights import round_weights, save_weights
+from . import card_scores, single_run_card, training_and_validation
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Pix2PixRecipe:
     the generator's BatchNorm statistics on one pass of training crops before each validation
     (:func:`~lle_lib.train.recalibrate_batchnorm`), so the checkpoints, the validation that selects them and the
     shipped weights all use statistics of the weights as they are; ``ema_decay`` keeps an exponential moving
-    average of the generator's weights (:func:`~lle_lib.train.update_ema`), which is then what validation scores,
+    average of the generator's weights (:class:`~lle_lib.train.WeightAverage`), which is then what validation scores,
     what selects the epoch and what is exported (the current weights are still scored, as ``val/psnr_raw``).
 
     ``warmup_epochs`` first trains the generator by L1 alone for that many epochs while the discriminator waits (it
@@ -84,10 +85,14 @@ class Pix2PixRecipe:
     def build_discriminator(self) -> PatchDiscriminator:
         return PatchDiscriminator(self.discriminator_width, self.discriminator_layers)
 
+    def weight_average(self) -> WeightAverage:
+        """The generator's weight average, module ``generator_ema`` (none when ``ema_decay`` is ``None``)."""
+        return WeightAverage("generator", self.ema_decay)
+
     @property
     def evaluated(self) -> str:
         """The module that validation scores and :func:`export_weights` ships: the weight average if there is one."""
-        return "generator" if self.ema_decay is None else "generator_ema"
+        return self.weight_average().evaluated
 
 
 PRESETS = {
@@ -109,20 +114,18 @@ class Pix2PixTask(Task):
     the just-updated discriminator; during the first ``recipe.warmup_epochs`` only ``lambda * L_1``, and no
     discriminator step. The generator step also leaves gradients in the discriminator; they are cleared before its
     next update, and its weights change only in its own step. With ``recipe.ema_decay`` a third module,
-    ``generator_ema``, follows the generator's weights as a moving average after each generator step; it has no
-    trainable parameters, so the trainer neither wraps it in DDP nor hands it an optimizer, but it is checkpointed
-    and resumed with the rest.
+    ``generator_ema``, follows the generator's weights as a moving average after each generator step
+    (:class:`~lle_lib.train.WeightAverage`), and validation scores both.
     """
 
     def __init__(self, recipe: Pix2PixRecipe):
         self.recipe = recipe
+        self.average = recipe.weight_average()
 
     def modules(self):
         generator = self.recipe.build_generator()
-        modules = {"generator": generator, "discriminator": self.recipe.build_discriminator()}
-        if self.recipe.ema_decay is not None:
-            modules["generator_ema"] = copy.deepcopy(generator).requires_grad_(False)
-        return modules
+        return {"generator": generator, "discriminator": self.recipe.build_discriminator(),
+                **self.average.modules(generator)}
 
     def configure_optimizers(self, modules):
         r = self.recipe
@@ -143,36 +146,25 @@ class Pix2PixTask(Task):
         if self.recipe.warmup_epochs and trainer.epoch <= self.recipe.warmup_epochs:
             l1 = reconstruction_l1_loss(fake, high)
             trainer.optimize(self.recipe.l1_weight * l1, "generator")
-            self._follow_with_average(trainer)
+            self.average.follow(trainer)
             return {"l1": l1.detach()}
         d_loss = discriminator_loss(discriminator(low, high), discriminator(low, fake.detach()))
         trainer.optimize(d_loss, "discriminator")
         g_loss, parts = generator_loss(discriminator(low, fake), fake, high, self.recipe.l1_weight,
                                        self.recipe.adversarial_weight)
         trainer.optimize(g_loss, "generator")
-        self._follow_with_average(trainer)
+        self.average.follow(trainer)
         return {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": parts["adversarial"], "l1": parts["l1"]}
-
-    def _follow_with_average(self, trainer):
-        if self.recipe.ema_decay is not None:
-            update_ema(trainer.unwrap("generator_ema"), trainer.unwrap("generator"), self.recipe.ema_decay)
-
-    def scored_generators(self) -> dict[str, str]:
-        """Validation-metric suffix -> module: the evaluated generator, and with EMA also the current weights."""
-        scored = {"": self.recipe.evaluated}
-        if self.recipe.ema_decay is not None:
-            scored["_raw"] = "generator"
-        return scored
 
     def before_validation(self, trainer):
         if self.recipe.precise_batchnorm:
-            for name in self.scored_generators().values():
+            for name in self.average.scored().values():
                 recalibrate_batchnorm(trainer.unwrap(name),
                                       (batch["low"].to(trainer.device) for batch in trainer.train_loader))
 
     def validation_step(self, batch, trainer):
         scores = {}
-        for suffix, name in self.scored_generators().items():
+        for suffix, name in self.average.scored().items():
             enhanced = trainer.modules[name](batch["low"]).clamp(0, 1)
             scores[f"psnr{suffix}"] = metrics.psnr(enhanced, batch["high"])
             scores[f"ssim{suffix}"] = metrics.ssim(enhanced, batch["high"])
@@ -183,14 +175,16 @@ class Pix2PixTask(Task):
         return {"low": batch["low"], "generated": generator(batch["low"]).clamp(0, 1), "high": batch["high"]}
 
 
-def make_trainer(recipe: Pix2PixRecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
-                 out_dir: str | Path | None = None, progress: bool = True) -> Trainer:
+def make_trainer(recipe: Pix2PixRecipe, run: RunContext | None = None, *, out_dir: str | Path | None = None
+                 ) -> Trainer:
     """A :class:`Trainer` for ``recipe`` on the book's data: LOL's training split (random ``crop`` crops with
-    flips) if ``$LLE_DATA`` holds LOL, else synthetic pairs; validation on the matching split, selecting by PSNR."""
-    train, val = training_and_validation(data_dir, seed=seed, size=recipe.crop, train_items=recipe.train_items,
+    flips) if the run's data folder holds LOL, else synthetic pairs; validation on the matching split, selecting
+    by PSNR."""
+    run = run or RunContext()
+    train, val = training_and_validation(run, size=recipe.crop, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
-    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=seed, device=device,
-                           out_dir=out_dir, monitor="val/psnr", monitor_mode="max", progress=progress,
+    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=run.seed, device=run.device,
+                           out_dir=out_dir, monitor="val/psnr", monitor_mode="max", progress=run.progress,
                            val_every=recipe.val_every, sample_every=recipe.sample_every,
                            select_from=recipe.warmup_epochs + 1)
     return Trainer(Pix2PixTask(recipe), train, settings, val_dataset=val)
@@ -209,8 +203,8 @@ def training_curves(run_dir: str | Path) -> list[dict]:
             for record in last["history"]]
 
 
-def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str | Path, *, data_dir=None,
-                   seed: int = 0, dtype: torch.dtype | None = None) -> dict:
+def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str | Path,
+                   run: RunContext | None = None, *, dtype: torch.dtype | None = None) -> dict:
     """Ship the generator of the best validation epoch (``best.pt``; its weight average when the recipe keeps one)
     as a plain state_dict with a JSON card, after scoring it on the test split (reported, never used for
     selection). The discriminator is not shipped. ``dtype=torch.float16`` stores half the bytes
@@ -219,12 +213,13 @@ def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str
     generator = recipe.build_generator()
     generator.load_state_dict(checkpoint["modules"][recipe.evaluated])
     round_weights(generator, dtype).eval()
-    test = load_paired("test", data_dir, seed=seed)
+    run = run or RunContext()
+    test = load_paired("test", run.data_dir, seed=run.seed)
     report = evaluate(lambda image: enhance_pix2pix(generator, image), test, name="pix2pix", progress=False).summary
     card = {
         "method": "pix2pix (generator only)",
         "paper": "Isola, Zhu, Zhou, Efros, CVPR 2017",
-        **single_run_card(run_dir, recipe, data_dir=data_dir, seed=seed),
+        **single_run_card(run_dir, recipe, run),
         "test_data": test.source,
         "test_protocol": PROTOCOL,
         **card_scores(report),
@@ -251,60 +246,12 @@ SHIPPED = {
 }
 
 
-def load_shipped(name: str = "pix2pix", *, retrain: bool = False, data_dir=None, device: str = "cpu", seed: int = 0,
-                 run_dir: str | Path | None = None) -> tuple[UNetGenerator, dict]:
-    """The book's shipped generator ``name`` (a key of :data:`SHIPPED`) and its card, loaded strictly
-    (``weights_only=True``); when the file is missing, or with ``retrain=True``, the recipe is trained first
-    (resumable in ``run_dir``, default the cache folder) and exported with :func:`export_weights`."""
-    if name not in SHIPPED:
-        raise KeyError(f"no shipped pix2pix weights named {name!r}; choose one of {sorted(SHIPPED)}")
-    recipe = SHIPPED[name]
-    return load_shipped_or_train(
-        recipe.build_generator(), name,
-        lambda out_dir: make_trainer(recipe, data_dir=data_dir, seed=seed, device=device, out_dir=out_dir).fit(),
-        lambda out_dir, path: export_weights(out_dir, recipe, path, data_dir=data_dir, seed=seed),
-        retrain=retrain, device=device, run_dir=run_dir)
+def _train(recipe: Pix2PixRecipe, run: RunContext, out_dir: Path):
+    return make_trainer(recipe, run, out_dir=out_dir).fit()
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=(*PRESETS, *SHIPPED), default="quick",
-                        help="quick, full (the reference design), or the name of a shipped recipe (pix2pix)")
-    parser.add_argument("--epochs", type=int, help="override the number of epochs")
-    parser.add_argument("--generator-width", type=int, help="override the generator's width")
-    parser.add_argument("--l1-weight", type=float, help="override lambda, the weight of the L1 term")
-    parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
-    parser.add_argument("--generator-upsampling", choices=("transposed", "resize"),
-                        help="override how the generator's decoder upsamples")
-    parser.add_argument("--decay-epochs", type=int, help="override the number of final epochs of linear LR decay")
-    parser.add_argument("--precise-batchnorm", action=argparse.BooleanOptionalAction, default=None,
-                        help="re-estimate the generator's BatchNorm statistics before each validation")
-    parser.add_argument("--ema-decay", type=float,
-                        help="keep a moving average of the generator's weights with this decay (e.g. 0.998)")
-    parser.add_argument("--warmup-epochs", type=int,
-                        help="train the generator by L1 alone for this many epochs before the GAN starts")
-    parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints (last.pt, best.pt) and samples")
-    parser.add_argument("--export", help="after training, save the best epoch's generator here with a card")
-    parser.add_argument("--stored-dtype", choices=sorted(STORAGE_DTYPES),
-                        help="with --export: store the weights in this type, half the bytes of float32")
-    args = parser.parse_args(argv)
-    recipe = PRESETS.get(args.preset) or SHIPPED[args.preset]
-    overrides = {"epochs": args.epochs, "generator_width": args.generator_width, "l1_weight": args.l1_weight,
-                 "batch_size": args.batch_size,
-                 "generator_upsampling": args.generator_upsampling, "decay_epochs": args.decay_epochs,
-                 "precise_batchnorm": args.precise_batchnorm, "ema_decay": args.ema_decay,
-                 "warmup_epochs": args.warmup_epochs}
-    recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
-    make_trainer(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out).fit()
-    print(f"recipe: {asdict(recipe)}")
-    if args.export:
-        card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed,
-                              dtype=STORAGE_DTYPES.get(args.stored_dtype))
-        print(f"exported {args.export}: {card}")
-
-
-if __name__ == "__main__":
-    main()
+register(LearnedMethod(
+    name="pix2pix", title="pix2pix", paper="isola2017image", family="paired", module=__name__,
+    summary="a U-Net generator trained with L1 and a PatchGAN discriminator on low/well-lit pairs",
+    apply=enhance_pix2pix, recipe=Pix2PixRecipe, presets=PRESETS, shipped=SHIPPED, weights="pix2pix",
+    build=Pix2PixRecipe.build_generator, train=_train, export=export_weights))

@@ -4,28 +4,31 @@ Zero-DCE needs no targets: it trains on dark images alone with the four zero-ref
 :mod:`lle_lib.losses`. Validation still uses the paired validation split (PSNR against the targets) to *select*
 the epoch; the test set (LOL eval15) is only scored at the very end, for the report.
 
-Command line (``full`` is the authors' recipe; the weights shipped with the book used the recipes of
-:data:`SHIPPED`, shorter and with ``E`` chosen on the validation split)::
+Registered as two methods, ``zero_dce`` and ``zero_dce_pp`` (:mod:`lle_lib.methods`). Command line (``full`` is
+the authors' recipe; the weights shipped with the book used the recipes of :data:`SHIPPED`, shorter and with ``E``
+chosen on the validation split)::
 
-    python -m lle_lib.recipes.zero_dce --variant zero_dce --preset full --out runs/zero_dce
-    torchrun --nproc_per_node=4 -m lle_lib.recipes.zero_dce --preset full --out runs/zero_dce   # several GPUs
+    lle train zero_dce --preset full --out runs/zero_dce --export zero_dce.pt
+    torchrun --nproc_per_node=4 -m lle_lib train zero_dce_pp --preset full --out runs/zero_dce_pp   # several GPUs
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass, replace
+import copy
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .. import config, metrics
+from .. import metrics
+from ..config import RunContext
 from ..data import load_paired
 from ..evaluate import PROTOCOL, evaluate
 from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
+from ..methods import Control, LearnedMethod, register
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
-from ..weights import save_weights
-from . import card_scores, load_shipped_or_train, single_run_card, training_and_validation
+from ..weights import round_weights, save_weights
+from . import card_scores, single_run_card, training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -103,39 +106,41 @@ class ZeroDCETask(Task):
         return {"low": batch["low"], "enhanced": enhanced.clamp(0, 1)}
 
 
-def make_trainer(recipe: ZeroDCERecipe, *, data_dir=None, seed: int = 0, device: str = "auto",
-                 out_dir: str | Path | None = None, progress: bool = True) -> Trainer:
-    """A :class:`Trainer` for ``recipe`` on the book's data: LOL's training split (random crops) if ``$LLE_DATA``
-    holds LOL, else synthetic pairs; validation on the matching validation split, selecting by PSNR."""
-    train, val = training_and_validation(data_dir, seed=seed, size=recipe.crop, train_items=recipe.train_items,
+def make_trainer(recipe: ZeroDCERecipe, run: RunContext | None = None, *, out_dir: str | Path | None = None
+                 ) -> Trainer:
+    """A :class:`Trainer` for ``recipe`` on the book's data: LOL's training split (random crops) if the run's data
+    folder holds LOL, else synthetic pairs; validation on the matching validation split, selecting by PSNR."""
+    run = run or RunContext()
+    train, val = training_and_validation(run, size=recipe.crop, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
-    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=seed, device=device,
+    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=run.seed, device=run.device,
                            grad_clip=recipe.grad_clip, out_dir=out_dir, monitor="val/psnr", monitor_mode="max",
-                           progress=progress, sample_every=None)
+                           progress=run.progress, sample_every=None)
     return Trainer(ZeroDCETask(recipe), train, settings, val_dataset=val)
 
 
-def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str | Path, *, data_dir=None,
-                   seed: int = 0) -> dict:
+def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str | Path,
+                   run: RunContext | None = None, *, dtype: torch.dtype | None = None) -> dict:
     """Turn a finished run into shipped weights: the ``best.pt`` epoch (chosen by validation PSNR) is saved as a
     plain state_dict with a JSON card, after a final evaluation on the test split, which is reported and never
-    used for selection."""
+    used for selection. ``dtype=torch.float16`` stores half the bytes; the card then scores the rounded weights."""
+    run = run or RunContext()
     checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
     network = recipe.build_network()
     network.load_state_dict(checkpoint["modules"]["net"])
-    test = load_paired("test", data_dir, seed=seed)
+    round_weights(network, dtype).eval()
+    test = load_paired("test", run.data_dir, seed=run.seed)
     report = evaluate(lambda image: enhance(network, image), test, name=recipe.variant, progress=False).summary
     card = {
         "method": "Zero-DCE" if recipe.variant == "zero_dce" else "Zero-DCE++",
         "paper": "Guo et al., CVPR 2020" if recipe.variant == "zero_dce" else "Li, Guo, Loy, TPAMI 2021",
-        **single_run_card(run_dir, recipe, data_dir=data_dir, seed=seed,
-                          training_data_note=" (low images only: zero-reference)"),
+        **single_run_card(run_dir, recipe, run, training_data_note=" (low images only: zero-reference)"),
         "test_data": test.source,
         "test_protocol": PROTOCOL,
         **card_scores(report),
         "license": "MIT, like the book's code (trained here; not the authors' CC BY-NC weights)",
     }
-    return save_weights(network, weights_path, card)
+    return save_weights(network, weights_path, card, dtype=dtype)
 
 
 #: The recipes of the weights that ship with the book (``lle_lib/pretrained/<name>.pt``); each card repeats its
@@ -148,25 +153,6 @@ SHIPPED = {
     "zero_dce_second_order": ZeroDCERecipe(epochs=4, learning_rate=1e-3, well_exposedness=0.5, smoothness="second"),
     "zero_dce_both_orders": ZeroDCERecipe(epochs=4, learning_rate=1e-3, well_exposedness=0.5, smoothness="both"),
 }
-
-
-def load_shipped(name: str, *, retrain: bool = False, data_dir=None, device: str = "cpu", seed: int = 0,
-                 run_dir: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
-    """A network with the book's shipped weights ``name`` (a key of :data:`SHIPPED`), and its card.
-
-    Loads ``lle_lib/pretrained/<name>.pt`` strictly (``weights_only=True``). If the file is missing, or with
-    ``retrain=True``, it first trains the recipe of :data:`SHIPPED` on the book's data and exports the selected
-    epoch there with a fresh card (:func:`export_weights`); checkpoints go to ``run_dir`` (default: the cache
-    folder), so an interrupted retraining resumes. The network is returned in eval mode on ``device``.
-    """
-    if name not in SHIPPED:
-        raise KeyError(f"no shipped Zero-DCE weights named {name!r}; choose one of {sorted(SHIPPED)}")
-    recipe = SHIPPED[name]
-    return load_shipped_or_train(
-        recipe.build_network(), name,
-        lambda out_dir: make_trainer(recipe, data_dir=data_dir, seed=seed, device=device, out_dir=out_dir).fit(),
-        lambda out_dir, path: export_weights(out_dir, recipe, path, data_dir=data_dir, seed=seed),
-        retrain=retrain, device=device, run_dir=run_dir)
 
 
 def smoothness_measures(networks: dict[str, torch.nn.Module], pairs) -> "pd.DataFrame":
@@ -203,40 +189,35 @@ def smoothness_measures(networks: dict[str, torch.nn.Module], pairs) -> "pd.Data
     return pd.DataFrame(rows)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", choices=VARIANTS, default="zero_dce")
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
-    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    parser.add_argument("--crop", type=int, help="override the preset's training crop size")
-    parser.add_argument("--exposure", type=float, help="override the well-exposedness level E")
-    parser.add_argument("--lr", type=float, help="override the learning rate")
-    parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
-    parser.add_argument("--smoothness", choices=("first", "second", "both"))
-    parser.add_argument("--data-dir", help="folder that holds lol/ (default: $LLE_DATA)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints (last.pt, best.pt) and samples")
-    parser.add_argument("--export", help="after training, save the best epoch here as shipped weights with a card")
-    args = parser.parse_args(argv)
-
-    recipe = replace(PRESETS[args.preset], variant=args.variant)
-    overrides = {"epochs": args.epochs, "crop": args.crop, "well_exposedness": args.exposure,
-                 "smoothness": args.smoothness, "learning_rate": args.lr, "batch_size": args.batch_size}
-    recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
-    config.check_preset(args.preset)
-    trainer = make_trainer(recipe, data_dir=args.data_dir, seed=args.seed, device=args.device, out_dir=args.out)
-    if trainer.rank == 0:
-        print(f"recipe: {asdict(recipe)}")
-        print(f"training data: {load_paired('train', args.data_dir, seed=args.seed).source}")
-    trainer.fit()
-    if trainer.rank == 0:
-        print(f"best val/psnr {trainer.best}; checkpoints in {args.out}")
-        if args.export:
-            card = export_weights(args.out, recipe, args.export, data_dir=args.data_dir, seed=args.seed)
-            print(f"exported {args.export}: test PSNR {card['test_psnr']} dB, SSIM {card['test_ssim']} "
-                  f"({card['test_data']})")
+def _train(recipe: ZeroDCERecipe, run: RunContext, out_dir: Path):
+    return make_trainer(recipe, run, out_dir=out_dir).fit()
 
 
-if __name__ == "__main__":
-    main()
+def _enhance_pp(network: DCENetPP, image, iterations: int, scale: int):
+    """Zero-DCE++ at another ``scale`` than it was built with: a shallow copy shares the weights."""
+    if scale != network.scale_factor:
+        network = copy.copy(network)
+        network.scale_factor = scale
+    return enhance(network, image, iterations)
+
+
+ITERATIONS = Control("iterations", int, 8, 1, 8, "how many of the 8 curves to apply: fewer, less brightening")
+
+register(LearnedMethod(
+    name="zero_dce", title="Zero-DCE", paper="guo2020zero", family="zero-reference", module=__name__,
+    summary="a small CNN estimates 8 pixel-wise curves, trained on dark images alone",
+    apply=enhance, controls=(ITERATIONS,),
+    recipe=ZeroDCERecipe, presets=PRESETS, fixed={"variant": "zero_dce"},
+    shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce"}, weights="zero_dce",
+    build=ZeroDCERecipe.build_network, train=_train, export=export_weights))
+
+register(LearnedMethod(
+    name="zero_dce_pp", title="Zero-DCE++", paper="li2021learning", family="zero-reference", module=__name__,
+    summary="Zero-DCE with one shared curve, separable convolutions and curves estimated on a shrunk copy",
+    apply=_enhance_pp,
+    controls=(ITERATIONS, Control("scale", int, 1, 1, 32, "estimate the curve on a copy shrunk by this factor: "
+                                                          "faster on big photos")),
+    recipe=ZeroDCERecipe, presets={name: replace(recipe, variant="zero_dce_pp") for name, recipe in PRESETS.items()},
+    fixed={"variant": "zero_dce_pp"},
+    shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce_pp"},
+    weights="zero_dce_pp", build=ZeroDCERecipe.build_network, train=_train, export=export_weights))
