@@ -367,15 +367,22 @@ def _weights_module():
     return weights
 
 
+def _shipping(weights_name: str | None) -> LearnedMethod | None:
+    """The learned method whose shipped recipes include ``weights_name``, if any."""
+    for name in available():
+        method = _REGISTRY[name]
+        if method.learned and weights_name in method.shipped:
+            return method
+    return None
+
+
 def method_of_card(card: Mapping, weights_name: str | None = None) -> LearnedMethod:
     """The registered method that made weights with this card: its ``lle_method`` key, or the method whose
     shipped recipes include ``weights_name``."""
     if "lle_method" in card:
         return learned(card["lle_method"])
-    for name in available():
-        method = _REGISTRY[name]
-        if method.learned and weights_name in method.shipped:
-            return method
+    if (method := _shipping(weights_name)) is not None:
+        return method
     raise ValueError(f"the card of {weights_name or 'these weights'} names no method of the registry "
                      f"(no 'lle_method' key); learned methods: {', '.join(n for n in available() if _REGISTRY[n].learned)}")
 
@@ -407,7 +414,10 @@ def load_shipped(method: str | LearnedMethod, weights: str | None = None, *, run
     their card; ``(network in eval mode on run.device, card)``. Loads ``lle_lib/pretrained/<weights>.pt``
     strictly with ``weights_only=True``. When the file is missing, or with ``retrain=True``, it first trains the
     shipped recipe (checkpoints in ``run_dir``, default the cache folder's ``runs/<weights>``, so an interrupted
-    training resumes) and exports it there with a fresh card."""
+    training resumes) and exports it there with a fresh card. ``method`` may also be the name of shipped weights
+    (``load_shipped("zero_dce_second_order")``)."""
+    if isinstance(method, str) and weights is None and method not in available() and _shipping(method):
+        method, weights = _shipping(method), method
     method = learned(method)
     run = run or RunContext(device="cpu")
     name = weights or method.weights

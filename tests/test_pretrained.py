@@ -77,6 +77,10 @@ def test_load_shipped_returns_the_shipped_network_in_eval_mode():
     assert card["sha256"] == read_card(pretrained_path("zero_dce"))["sha256"]
     with pytest.raises(KeyError, match="zero_dce_second_order"):
         methods.load_shipped("zero_dce", "zero-dce")
+    variant, variant_card = methods.load_shipped("zero_dce_second_order")      # shipped weights by their own name
+    assert variant_card["recipe"]["smoothness"] == "second" and type(variant).__name__ == "DCENet"
+    with pytest.raises(methods.UnknownMethodError, match="zero_dce_pp"):
+        methods.load_shipped("zero_dce_third_order")
 
 
 def test_load_shipped_retrains_into_the_package_when_asked(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """Where does the shipped KinD lose PSNR? Measured on LOL's validation split only (never the test pairs).
 
-    LLE_DATA=../shared/data python tools/kind_diagnosis.py        # ~5 min on 2 CPU cores
+    LLE_DATA=../shared/data python tools/kind_diagnosis.py        # about 10 min on 2 CPU cores
 
 The diagnosis scores the shipped chain ``R_hat * adjust(I_low, ratio)`` under the authors' protocol (the ratio read
 from the target, :func:`lle_lib.recipes.kind.evaluate_target_ratio`), then the same chain with one part swapped for
