@@ -77,7 +77,10 @@ class Control:
         """``light: float in [1, 20], default 5``, for messages and ``--help``."""
         kind = "file" if self.kind is Path else self.kind.__name__
         bounds = f" in [{self.low:g}, {self.high:g}]" if self.low is not None and self.high is not None else ""
-        default = "from the weights' card" if self.default is None else f"{self.default}"
+        if self.default is not None:
+            default = f"{self.default}"
+        else:
+            default = "none: required" if self.kind is Path else "from the weights' card"
         return f"{self.name}: {kind}{bounds}, default {default}"
 
     def check(self, value, method: str = ""):
