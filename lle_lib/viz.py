@@ -42,16 +42,19 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, *, ncols:
     ncols = ncols or min(n, 4)
     nrows = math.ceil(n / ncols)
     aspect = images[0].shape[0] / images[0].shape[1]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * aspect * nrows + (0.4 if titles else 0)),
-                             squeeze=False)
+    # The page shows a figure at about 7.5 inches wide whatever its size: titles scale with the grid's width so
+    # that they stay readable (about 12 px) once the figure is shrunk to the page.
+    fontsize = max(10.0, 1.2 * size * ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(size * ncols, size * aspect * nrows + (fontsize / 24 if titles else 0)))
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, im) in enumerate(zip(axes.flat, images)):
         ax.imshow(np.clip(im, 0, 1), interpolation="lanczos" if max(im.shape[:2]) > 800 else "nearest")
         if titles is not None:
-            ax.set_title(titles[i], fontsize=10)
+            ax.set_title(titles[i], fontsize=fontsize)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, fontsize=fontsize * 1.1)
     fig.tight_layout()
     return fig
 
@@ -125,15 +128,62 @@ def largest_error_crop(output, target, size: int = 96) -> tuple[slice, slice]:
     return slice(row, row + size), slice(col, col + size)
 
 
-def show_source(*objects):
+def cut_docstrings(source: str) -> str:
+    """Shorten every docstring in ``source`` to its first line, followed by ``...``.
+
+    A listing in a chapter teaches the code; the full docstrings (equations, paper, arguments) are one
+    ``help(name)`` away. Returns ``source`` unchanged if it does not parse on its own.
+    """
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return source
+    lines = source.splitlines()
+    cuts = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str) and first.end_lineno > first.lineno):
+                cuts.append(first)
+    for node in sorted(cuts, key=lambda n: n.lineno, reverse=True):
+        start, end = node.lineno - 1, node.end_lineno
+        indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+        summary = node.value.value.strip().splitlines()[0].strip()
+        quote = '"' * 3
+        lines[start:end] = [f"{indent}{quote}{summary} ...{quote}"]
+    return "\n".join(lines) + ("\n" if source.endswith("\n") else "")
+
+
+def show_source(*objects, docstrings: bool = False):
     """Show the source code of library functions or classes, syntax-highlighted, in a notebook.
 
-    The chapters call this instead of copying code: what the reader sees is what runs.
+    The chapters call this instead of copying code: what the reader sees is what runs. Docstrings are cut to
+    their first line (``cut_docstrings``) unless ``docstrings=True``; ``help(obj)`` prints them whole.
     """
     from IPython.display import Code
 
-    source = "\n\n".join(inspect.getsource(obj) for obj in objects)
-    return Code(source, language="python")
+    sources = [inspect.getsource(obj) for obj in objects]
+    if not docstrings:
+        sources = [cut_docstrings(source) for source in sources]
+    return Code("\n\n".join(sources), language="python")
+
+
+def data_note(source: str) -> str:
+    """The note a chapter shows at its top: which pairs the page ran on (Markdown).
+
+    ``source`` is the ``source`` attribute of the chapter's test pairs (``data.load_paired``), which starts with
+    "LOL" on the real benchmark. The published book is built on LOL; a page built without it says so, loudly.
+    """
+    if source.startswith("LOL"):
+        return ("*This page ran on LOL: every figure in its text is measured on LOL's pairs when the page is built, "
+                "or read from the weight cards and run records, which are LOL's too.*")
+    return ("**This page ran on synthetic pairs**, because LOL was not installed where it was built (set `LLE_DATA`, "
+            "chapter 1). Its figures are measured on those pairs, except the ones read from the weight cards and "
+            "run records, which are LOL's; a conclusion the text draws from a measured figure may not hold here.")
 
 
 def encode_image(image, format: str = "jpeg", quality: int = 90) -> bytes:
@@ -149,21 +199,32 @@ def encode_image(image, format: str = "jpeg", quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def frame_slider(frames: Sequence, *, description: str = "frame", format: str = "jpeg", width: int | None = None):
+def frame_slider(frames: Sequence, *, description: str = "frame", format: str = "jpeg", width: int | None = None,
+                 alt: Sequence[str] | str | None = None):
     """A slider that flips through precomputed images, and keeps working in a static web page without a kernel.
 
     Each frame (an (H, W, 3) image in [0, 1], or a tensor) becomes an ``ipywidgets.Image`` in a
     ``widgets.Stack``; the stack's ``selected_index`` is tied to an ``IntSlider`` (0 to ``len(frames) - 1``) by
     ``widgets.jslink``, a link that runs in the browser. Jupyter Book saves the widget state in the page, so a
     reader of the published book moves the slider and the browser switches frames; nothing is recomputed.
+    ``alt`` describes the frames for readers who cannot see them: one text per frame, or one text for all (it
+    becomes each image's tooltip, which the site copies to the image's alt text); by default
+    "<description> <index>".
     Returns a ``VBox(slider, stack)``; its ``link`` attribute is the jslink.
     """
     import ipywidgets as widgets
 
     if len(frames) < 2:
         raise ValueError(f"frame_slider needs at least two frames, got {len(frames)}")
+    if alt is None:
+        alt = [f"{description} {index}" for index in range(len(frames))]
+    elif isinstance(alt, str):
+        alt = [alt] * len(frames)
+    elif len(alt) != len(frames):
+        raise ValueError(f"frame_slider got {len(alt)} alt texts for {len(frames)} frames")
     layout = widgets.Layout(width=f"{width}px") if width else widgets.Layout()
-    images = [widgets.Image(value=encode_image(frame, format), format=format, layout=layout) for frame in frames]
+    images = [widgets.Image(value=encode_image(frame, format), format=format, layout=layout, tooltip=text)
+              for frame, text in zip(frames, alt)]
     stack = widgets.Stack(images, selected_index=0)
     slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description=description,
                                style={"description_width": "initial"}, continuous_update=True)

@@ -100,3 +100,36 @@ def test_largest_error_crop_finds_the_wrong_patch():
     assert rows.stop - rows.start == 120 and cols.start <= 100 and cols.stop >= 124
     with pytest.raises(ValueError, match="differ"):
         viz.largest_error_crop(output, target[:60], 24)
+
+
+def test_cut_docstrings_keeps_the_first_line_and_the_code():
+    source = 'def f(x):\n    """Square x.\n\n    A long explanation\n    over lines.\n    """\n    return x * x\n'
+    cut = viz.cut_docstrings(source)
+    assert cut == 'def f(x):\n    """Square x. ..."""\n    return x * x\n'
+    ns = {}
+    exec(cut, ns)
+    assert ns["f"](3) == 9
+
+
+def test_cut_docstrings_works_on_an_indented_method_and_leaves_one_line_docstrings():
+    source = '    def g(self):\n        """One line."""\n        return 1\n'
+    assert viz.cut_docstrings(source) == source
+
+
+def test_show_source_cuts_docstrings_unless_asked():
+    short = viz.show_source(viz.frame_slider).data
+    whole = viz.show_source(viz.frame_slider, docstrings=True).data
+    assert "jslink" in whole and len(short.splitlines()) < len(whole.splitlines()) - 5
+    assert "def frame_slider" in short
+
+
+def test_data_note_says_which_pairs_the_page_ran_on():
+    assert "ran on LOL" in viz.data_note("LOL eval15 (15 pairs)")
+    assert "synthetic pairs" in viz.data_note("synthetic pairs from scikit-image photos")
+
+
+def test_frame_slider_gives_each_frame_a_description():
+    box = viz.frame_slider(frames(3), description="level", alt=["dark", "mid", "bright"])
+    assert [image.tooltip for image in box.children[1].children] == ["dark", "mid", "bright"]
+    with pytest.raises(ValueError, match="2 alt texts for 3 frames"):
+        viz.frame_slider(frames(3), alt=["a", "b"])
