@@ -200,7 +200,7 @@ def encode_image(image, format: str = "jpeg", quality: int = 90) -> bytes:
 
 
 def frame_slider(frames: Sequence, *, description: str = "frame", format: str = "jpeg", width: int | None = None,
-                 alt: Sequence[str] | str | None = None):
+                 alt: Sequence[str] | str | None = None, labels: Sequence[str] | None = None):
     """A slider that flips through precomputed images, and keeps working in a static web page without a kernel.
 
     Each frame (an (H, W, 3) image in [0, 1], or a tensor) becomes an ``ipywidgets.Image`` in a
@@ -210,12 +210,16 @@ def frame_slider(frames: Sequence, *, description: str = "frame", format: str = 
     ``alt`` describes the frames for readers who cannot see them: one text per frame, or one text for all (it
     becomes each image's tooltip, which the site copies to the image's alt text); by default
     "<description> <index>".
+    ``labels`` (one string per frame, e.g. ``["alpha = -1.0", ...]``) makes the readout show the value a frame
+    stands for instead of its index: the slider is then a ``SelectionSlider`` whose ``index`` is linked.
     Returns a ``VBox(slider, stack)``; its ``link`` attribute is the jslink.
     """
     import ipywidgets as widgets
 
     if len(frames) < 2:
         raise ValueError(f"frame_slider needs at least two frames, got {len(frames)}")
+    if labels is not None and (len(labels) != len(frames) or len(set(labels)) != len(labels)):
+        raise ValueError(f"frame_slider needs one distinct label per frame: {len(labels)} labels, {len(frames)} frames")
     if alt is None:
         alt = [f"{description} {index}" for index in range(len(frames))]
     elif isinstance(alt, str):
@@ -226,10 +230,17 @@ def frame_slider(frames: Sequence, *, description: str = "frame", format: str = 
     images = [widgets.Image(value=encode_image(frame, format), format=format, layout=layout, tooltip=text)
               for frame, text in zip(frames, alt)]
     stack = widgets.Stack(images, selected_index=0)
-    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description=description,
-                               style={"description_width": "initial"}, continuous_update=True)
+    style = {"description_width": "initial"}
+    if labels is None:
+        slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description=description, style=style,
+                                   continuous_update=True)
+        linked = "value"
+    else:
+        slider = widgets.SelectionSlider(options=list(labels), index=0, description=description, style=style,
+                                         continuous_update=True)
+        linked = "index"
     box = widgets.VBox([slider, stack])
-    box.link = widgets.jslink((slider, "value"), (stack, "selected_index"))
+    box.link = widgets.jslink((slider, linked), (stack, "selected_index"))
     return box
 
 

@@ -133,3 +133,12 @@ def test_frame_slider_gives_each_frame_a_description():
     assert [image.tooltip for image in box.children[1].children] == ["dark", "mid", "bright"]
     with pytest.raises(ValueError, match="2 alt texts for 3 frames"):
         viz.frame_slider(frames(3), alt=["a", "b"])
+
+
+def test_frame_slider_with_labels_shows_the_value_and_links_its_index():
+    box = viz.frame_slider(frames(3), description="alpha", labels=["-1.0", "0.0", "1.0"])
+    slider, stack = box.children
+    assert slider.value == "-1.0"
+    assert box.link.source == (slider, "index") and box.link.target == (stack, "selected_index")
+    with pytest.raises(ValueError, match="distinct label per frame"):
+        viz.frame_slider(frames(3), labels=["a", "a", "b"])
