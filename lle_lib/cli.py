@@ -117,9 +117,8 @@ def _targets(inputs: list[tuple[Path, Path]], output: Path) -> list[tuple[Path, 
 
 
 def enhance_files(args) -> int:
-    from tqdm.auto import tqdm
-
     from .images import ImageReadError, read_image, write_image
+    from .progress import progress_bar
 
     method = methods.get(args.method)
     controls = {control.name: getattr(args, control.name) for control in method.controls}
@@ -129,7 +128,7 @@ def enhance_files(args) -> int:
     method.checked_controls({k: v for k, v in controls.items() if v is not None},      # fail before the first image
                             method.card_defaults(card) if method.learned else {})
     failed = []
-    for source, target in tqdm(targets, desc=f"{method.name}", unit="image", disable=args.quiet):
+    for source, target in progress_bar(targets, desc=f"{method.name}", unit="image", disable=args.quiet):
         if source.resolve() == target.resolve():
             failed.append(f"{source}: the output would overwrite the input")
             continue

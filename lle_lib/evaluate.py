@@ -18,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .images import to_image
 from .metrics import lightness_order_error, psnr, psnr_gt_mean, ssim, ssim_gt_mean
+from .progress import progress_bar
 
 #: The protocol, as one line for captions.
 PROTOCOL = "RGB, [0, 1], no border crop, no Y-channel conversion"
@@ -153,7 +153,7 @@ def evaluate(method: Callable[[np.ndarray], np.ndarray], dataset, *, name: str |
         raise ValueError(f"nothing to evaluate: the dataset {getattr(dataset, 'source', '')!r} is empty "
                          f"(len {len(dataset)}) or limit={limit}.")
     rows, outputs = [], {}
-    for index in tqdm(range(count), desc=name, disable=not progress, leave=False):
+    for index in progress_bar(range(count), desc=name, disable=not progress, leave=False):
         item = dataset[index]
         low, high, image = _as_numpy(item["low"]), _as_numpy(item["high"]), str(item["name"])
         start = time.perf_counter()

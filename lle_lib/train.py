@@ -49,10 +49,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset, default_collate
-from tqdm.auto import tqdm
 
 from .config import resolve_device, seed_everything
 from .images import to_image, write_image
+from .progress import progress_bar
 from .weights import write_atomically
 
 #: How many items of the validation set (or, without one, of the training set) the sample images show.
@@ -500,7 +500,7 @@ class Trainer:
         if resume and self.out_dir is not None and (self.out_dir / "last.pt").exists():
             self.load_checkpoint(self.out_dir / "last.pt")
         self.modules = self._wrapped
-        bar = tqdm(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.show_progress)
+        bar = progress_bar(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.show_progress)
         try:
             while self.epoch < self.config.epochs:
                 record = self._run_epoch(self.epoch + 1)
@@ -549,7 +549,7 @@ class Trainer:
         for module in self._plain.values():
             module.train(_is_trainable(module))
         sums, counts = defaultdict(float), defaultdict(int)
-        steps = tqdm(self.train_loader, desc=f"epoch {epoch}", leave=False, disable=not self.show_progress)
+        steps = progress_bar(self.train_loader, desc=f"epoch {epoch}", leave=False, disable=not self.show_progress)
         for batch in steps:
             self.global_step += 1
             with self._autocast():
@@ -584,7 +584,7 @@ class Trainer:
         self.task.before_validation(self)
         sums, counts = defaultdict(float), defaultdict(int)
         with self._evaluating():
-            for batch in tqdm(self.val_loader, desc="validation", leave=False, disable=not self.show_progress):
+            for batch in progress_bar(self.val_loader, desc="validation", leave=False, disable=not self.show_progress):
                 batch = _to_device(batch, self.device)
                 for name, value in self.task.validation_step(batch, self).items():
                     total, count = _total_and_count(value, _batch_size(batch))

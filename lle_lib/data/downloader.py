@@ -33,9 +33,8 @@ from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from tqdm.auto import tqdm
-
 from .. import config
+from ..progress import progress_bar
 from .lol import LOL_LAYOUT, verify_lol
 
 
@@ -175,7 +174,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, follow_
         announced = response.headers.get("Content-Length")
         expected = int(announced) if announced is not None else None
         received = 0
-        with open(part, "wb") as file, tqdm(
+        with open(part, "wb") as file, progress_bar(
             total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[: -len(".part")],
             disable=not progress,
         ) as bar:
