@@ -8,9 +8,10 @@ VENV        ?= .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 VENDOR      := book/_vendor
-MATHJAX     := $(VENDOR)/mathjax/tex-svg-full.js
+MATHJAX     := $(VENDOR)/mathjax/tex-chtml.js
 MATHJAX_VERSION := 3.2.2
 WIDGETS     := $(VENDOR)/widgets/embed-amd.js
+WIDGETS_PATCHED := $(VENDOR)/widgets/.patched
 HTML_MANAGER_VERSION := 1.0.6
 REQUIREJS_VERSION := 2.3.4
 # Quiet pip, without the noise of the local wheel mirrors on the build machines.
@@ -32,17 +33,21 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 # MathJax and the widget manager served from the site itself, so the built pages work offline
 # (equations render, and the interactive figures of later chapters run in the browser without a kernel).
-vendor: $(MATHJAX) $(WIDGETS)
+vendor: $(MATHJAX) $(WIDGETS_PATCHED)
 
+# tex-chtml.js (1.2 MB) with the CHTML fonts and the TeX extensions it loads on demand (a page fetches only the few
+# it uses); the menu's speech engine (sre, 4 MB) is left out.
 $(MATHJAX):
-	@mkdir -p $(VENDOR)/mathjax
+	@rm -rf $(VENDOR)/mathjax && mkdir -p $(VENDOR)/mathjax
 	@echo ">> vendoring MathJax $(MATHJAX_VERSION) from the npm registry"
 	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
-	  && tar -xzf mathjax-$(MATHJAX_VERSION).tgz package/es5/tex-svg-full.js \
-	  && cp package/es5/tex-svg-full.js $(CURDIR)/$(MATHJAX) && rm -rf $$tmp \
+	  && tar -xzf mathjax-$(MATHJAX_VERSION).tgz package/es5 \
+	  && cd package/es5 && cp -r tex-chtml.js input output a11y ui $(CURDIR)/$(VENDOR)/mathjax/ \
+	  && rm -rf $(CURDIR)/$(VENDOR)/mathjax/output/svg $(CURDIR)/$(VENDOR)/mathjax/output/svg.js \
+	  && rm -rf $$tmp \
 	  || { echo "!! could not fetch MathJax with npm; equations will need the CDN"; rm -rf $$tmp; \
 	       printf '%s\n' "/* MathJax not vendored */" "var s=document.createElement('script');" \
-	       "s.src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-svg-full.js';document.head.appendChild(s);" > $(CURDIR)/$(MATHJAX); }
+	       "s.src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js';document.head.appendChild(s);" > $(CURDIR)/$(MATHJAX); }
 
 $(WIDGETS):
 	@mkdir -p $(VENDOR)/widgets
@@ -56,9 +61,18 @@ $(WIDGETS):
 	       printf '%s\n' "/* not vendored */" > $(CURDIR)/$(VENDOR)/widgets/require.js; \
 	       printf '%s\n' "/* not vendored */" > $(CURDIR)/$(WIDGETS); }
 
-book: $(STAMP) $(MATHJAX) $(WIDGETS)
+# html-manager 1.0.6 (ipywidgets 8's base) reads `description.length` in updateTooltip, and a widgets.Image has no
+# description: an Image with a tooltip (its alt text) fails to render ("Could not create a view"). Guard the read.
+$(WIDGETS_PATCHED): $(WIDGETS)
+	@sed -i 's/0===this\.model\.get("description")\.length/!(this.model.get("description")||"").length/g' $(WIDGETS)
+	@touch $@
+
+# LLE_PROGRESS=off: the executed chapters draw no progress bars (lle_lib/progress.py), which would leave empty widget
+# boxes in the pages. The executed notebooks replace the stripped sources as the pages' .ipynb downloads
+# (_ext/lle_book.py).
+book: $(STAMP) $(MATHJAX) $(WIDGETS_PATCHED)
 	@start=$$(date +%s); \
-	$(BIN)/jupyter-book build . --all --builder html -W -n --keep-going || exit 1; \
+	LLE_PROGRESS=off $(BIN)/jupyter-book build . --all --builder html -W -n --keep-going || exit 1; \
 	echo ">> built in $$(( $$(date +%s) - start )) s"; \
 	echo ">> open $(CURDIR)/_build/html/index.html"
 
