@@ -100,7 +100,8 @@ def test_unknown_method_or_control_is_refused_listing_what_is_valid(photos, caps
 
 def test_train_exports_weights_whose_card_list_reads_back_and_resumes(photos, capsys):
     run_dir, weights = photos / "runs" / "q", photos / "q.pt"
-    tiny = ["--crop", 32, "--train-items", 4, "--val-items", 2, "--batch-size", 2, "-q"]
+    # --device cpu: `lle train` defaults to auto (CUDA and AMP on a machine with a GPU); this test means the CPU
+    tiny = ["--device", "cpu", "--crop", 32, "--train-items", 4, "--val-items", 2, "--batch-size", 2, "-q"]
     status, out, _ = run(capsys, "train", "zero_dce", "--preset", "quick", "--out", run_dir, "--epochs", 1, *tiny,
                          "--export", weights)
     assert status == 0 and "exported" in out

@@ -9,7 +9,9 @@ from lle_lib.config import RunContext
 from lle_lib.models.kind import Decomposition, KinD
 from lle_lib.recipes import kind as recipes
 
-QUIET = RunContext(progress=False)
+#: On the CPU, GPU or not: the tests compare against networks and tensors they build there ("auto" would train
+#: on CUDA, with AMP).
+QUIET = RunContext(device="cpu", progress=False)
 
 
 def tiny(**changes):
@@ -86,7 +88,7 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
         return subset
 
     monkeypatch.setattr(recipes, "load_paired", first_two)
-    card = recipes.export_weights(tmp_path, recipe, tmp_path / "kind.pt")
+    card = recipes.export_weights(tmp_path, recipe, tmp_path / "kind.pt", QUIET)
     assert card["epochs_trained"] == {folder: 1 for folder in folders}
     assert card["wall_time_seconds"] == pytest.approx(sum(record["seconds"] for history in histories.values()
                                                           for record in history), abs=0.1)
@@ -95,7 +97,7 @@ def test_the_continued_restoration_starts_from_the_first_phase_and_is_the_one_lo
     assert {"test_psnr", "test_psnr_gt_mean", "test_psnr_target_ratio"} <= card.keys()
     shipped = torch.load(tmp_path / "kind.pt", weights_only=True)
     assert all(torch.equal(value, shipped[name]) for name, value in model.state_dict().items())
-    half = recipes.export_weights(tmp_path, recipe, tmp_path / "kind16.pt", dtype=torch.float16)
+    half = recipes.export_weights(tmp_path, recipe, tmp_path / "kind16.pt", QUIET, dtype=torch.float16)
     assert half["stored_dtype"] == "float16" and half["fixed_ratio"] in recipes.RATIO_GRID
     stored = torch.load(tmp_path / "kind16.pt", weights_only=True)
     assert all(stored[name].dtype == torch.float16 and torch.equal(stored[name], value.half())

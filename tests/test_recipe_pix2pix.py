@@ -16,6 +16,14 @@ from lle_lib.train import NonFiniteLossError, TrainConfig, Trainer, recalibrate_
 
 TINY = replace(recipes.PRESETS["quick"], generator_width=4, generator_depth=4, discriminator_width=4, crop=32,
                batch_size=2, epochs=1, decay_epochs=0, train_items=4, val_items=2)
+#: The tests build their batches and expected tensors on the CPU, so they train there too, GPU or not ("auto"
+#: would move the networks to CUDA and switch AMP on).
+CPU = RunContext(device="cpu", progress=False)
+
+
+def cpu_config(**settings) -> TrainConfig:
+    """A :class:`TrainConfig` on the CPU, whatever the machine has (see :data:`CPU`)."""
+    return TrainConfig(device="cpu", **settings)
 
 
 def pairs(n=4, size=32, seed=0):
@@ -33,7 +41,7 @@ def changed(module, before):
 
 
 def test_one_discriminator_step_and_one_generator_step_change_only_their_own_network():
-    trainer = Trainer(recipes.Pix2PixTask(TINY), pairs(), TrainConfig(epochs=1, batch_size=2, progress=False))
+    trainer = Trainer(recipes.Pix2PixTask(TINY), pairs(), cpu_config(epochs=1, batch_size=2, progress=False))
     generator, discriminator = trainer.unwrap("generator"), trainer.unwrap("discriminator")
     updates = []
     original_optimize = trainer.optimize
@@ -60,7 +68,7 @@ def test_the_generator_loss_weighs_l1_by_lambda_and_the_gan_term_by_its_weight()
     batch = torch.utils.data.default_collate(pairs(2))
 
     def first_g_loss(recipe):
-        trainer = Trainer(recipes.Pix2PixTask(recipe), pairs(), TrainConfig(epochs=1, batch_size=2, progress=False))
+        trainer = Trainer(recipes.Pix2PixTask(recipe), pairs(), cpu_config(epochs=1, batch_size=2, progress=False))
         return trainer.task.training_step(batch, trainer)
 
     plain = first_g_loss(TINY)
@@ -76,7 +84,7 @@ def test_a_nan_stops_training_and_the_last_good_checkpoint_survives(tmp_path):
                 batch = {**batch, "high": batch["high"] * float("nan")}
             return super().training_step(batch, trainer)
 
-    trainer = Trainer(Poisoned(TINY), pairs(), TrainConfig(epochs=3, batch_size=2, out_dir=tmp_path, progress=False))
+    trainer = Trainer(Poisoned(TINY), pairs(), cpu_config(epochs=3, batch_size=2, out_dir=tmp_path, progress=False))
     with pytest.raises(NonFiniteLossError, match="generator|discriminator"):
         trainer.fit()
     checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
@@ -84,7 +92,7 @@ def test_a_nan_stops_training_and_the_last_good_checkpoint_survives(tmp_path):
     assert all(torch.isfinite(v).all() for v in checkpoint["modules"]["generator"].values() if v.is_floating_point())
     # and training resumes from it once the cause is gone
     resumed = Trainer(recipes.Pix2PixTask(TINY), pairs(),
-                      TrainConfig(epochs=2, batch_size=2, out_dir=tmp_path, progress=False))
+                      cpu_config(epochs=2, batch_size=2, out_dir=tmp_path, progress=False))
     history = resumed.fit()
     assert [record["epoch"] for record in history] == [1, 2]
 
@@ -92,11 +100,11 @@ def test_a_nan_stops_training_and_the_last_good_checkpoint_survives(tmp_path):
 def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_path, monkeypatch):
     monkeypatch.delenv("LLE_DATA", raising=False)
     recipe = replace(TINY, epochs=2, train_items=8)
-    trainer = recipes.make_trainer(recipe, RunContext(progress=False), out_dir=tmp_path / "run")
+    trainer = recipes.make_trainer(recipe, CPU, out_dir=tmp_path / "run")
     history = trainer.fit()
     assert len(history) == 2 and all("val/psnr" in record for record in history)
     assert all(record["train/d_loss"] > 0 for record in history)
-    card = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt")
+    card = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt", CPU)
     assert card["method"].startswith("pix2pix") and card["epochs_trained"] == 2
     assert "test_psnr" in card and json.loads((tmp_path / "g.json").read_text())["sha256"] == card["sha256"]
     # the card keeps the curves of the run, one entry per epoch, matching the trainer's history
@@ -113,7 +121,7 @@ def test_a_tiny_run_trains_validates_and_exports_a_generator_with_a_card(tmp_pat
     real_enhance = recipes.enhance_pix2pix
     monkeypatch.setattr(recipes, "enhance_pix2pix", lambda net, image: (
         scored.append({name: value.clone() for name, value in net.state_dict().items()}), real_enhance(net, image))[1])
-    card16 = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g16.pt", dtype=torch.float16)
+    card16 = recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g16.pt", CPU, dtype=torch.float16)
     assert card16["stored_dtype"] == "float16" and "stored_dtype" not in card
     assert (tmp_path / "g16.pt").stat().st_size < 0.6 * (tmp_path / "g.pt").stat().st_size
     state16 = torch.load(tmp_path / "g16.pt", weights_only=True)
@@ -131,8 +139,8 @@ def batchnorm_statistics(module):
 def test_precise_batchnorm_recomputes_the_statistics_of_the_final_weights_before_validation(precise):
     data = pairs(6)
     recipe = replace(TINY, precise_batchnorm=precise)
-    trainer = Trainer(recipes.Pix2PixTask(recipe), data, TrainConfig(epochs=1, batch_size=2, shuffle=False,
-                                                                      progress=False), val_dataset=data[:2])
+    trainer = Trainer(recipes.Pix2PixTask(recipe), data, cpu_config(epochs=1, batch_size=2, shuffle=False,
+                                                                     progress=False), val_dataset=data[:2])
     trainer.fit()
     generator = trainer.unwrap("generator")
     kept = batchnorm_statistics(generator)
@@ -147,7 +155,7 @@ def test_precise_batchnorm_recomputes_the_statistics_of_the_final_weights_before
 
 def test_the_learning_rates_of_both_networks_decay_linearly_over_the_last_epochs():
     recipe = replace(TINY, epochs=4, decay_epochs=2)
-    trainer = Trainer(recipes.Pix2PixTask(recipe), pairs(), TrainConfig(epochs=3, batch_size=2, progress=False))
+    trainer = Trainer(recipes.Pix2PixTask(recipe), pairs(), cpu_config(epochs=3, batch_size=2, progress=False))
     seen = []
     step = trainer.task.training_step
 
@@ -167,9 +175,9 @@ def test_the_learning_rates_of_both_networks_decay_linearly_over_the_last_epochs
 def test_the_weight_average_follows_every_generator_step_and_is_what_validation_scores_and_export_ships(tmp_path):
     data = pairs(6)
     recipe = replace(TINY, ema_decay=0.5)
-    trainer = Trainer(recipes.Pix2PixTask(recipe), data, TrainConfig(epochs=1, batch_size=2, shuffle=False,
-                                                                      progress=False, out_dir=tmp_path / "run",
-                                                                      monitor="val/psnr"), val_dataset=data[:2])
+    trainer = Trainer(recipes.Pix2PixTask(recipe), data, cpu_config(epochs=1, batch_size=2, shuffle=False,
+                                                                     progress=False, out_dir=tmp_path / "run",
+                                                                     monitor="val/psnr"), val_dataset=data[:2])
     assert set(trainer.optimizers) == {"generator", "discriminator"}       # the average has no optimizer
     generator, average = trainer.unwrap("generator"), trainer.unwrap("generator_ema")
     start = snapshot(generator)
@@ -193,7 +201,7 @@ def test_the_weight_average_follows_every_generator_step_and_is_what_validation_
     # validation scores both; the monitored value is the average's, and the export ships the average
     assert {"val/psnr", "val/psnr_raw", "val/ssim", "val/ssim_raw"} <= set(history[-1])
     assert history[-1]["val/psnr"] != history[-1]["val/psnr_raw"]
-    recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt")
+    recipes.export_weights(tmp_path / "run", recipe, tmp_path / "g.pt", CPU)
     shipped = torch.load(tmp_path / "g.pt", weights_only=True)
     for name, value in average.state_dict().items():
         assert torch.equal(shipped[name], value), name
@@ -202,7 +210,7 @@ def test_the_weight_average_follows_every_generator_step_and_is_what_validation_
 def test_a_weight_average_with_decay_zero_is_the_generator_itself():
     data = pairs(4)
     trainer = Trainer(recipes.Pix2PixTask(replace(TINY, ema_decay=0.0)), data,
-                      TrainConfig(epochs=1, batch_size=2, shuffle=False, progress=False), val_dataset=data[:2])
+                      cpu_config(epochs=1, batch_size=2, shuffle=False, progress=False), val_dataset=data[:2])
     record = trainer.fit()[-1]
     for name, value in trainer.unwrap("generator").state_dict().items():
         assert torch.equal(trainer.unwrap("generator_ema").state_dict()[name], value), name
@@ -213,7 +221,7 @@ def test_warmup_epochs_train_the_generator_by_l1_alone():
     data = pairs(4)
     recipe = replace(TINY, epochs=3, warmup_epochs=2, decay_epochs=1, ema_decay=0.5, generator_lr=1e-2,
                      discriminator_lr=1e-2)
-    trainer = Trainer(recipes.Pix2PixTask(recipe), data, TrainConfig(epochs=3, batch_size=2, progress=False),
+    trainer = Trainer(recipes.Pix2PixTask(recipe), data, cpu_config(epochs=3, batch_size=2, progress=False),
                       val_dataset=data[:2])
     discriminator = trainer.unwrap("discriminator")
     seen = []
@@ -243,7 +251,7 @@ def test_warmup_epochs_train_the_generator_by_l1_alone():
 
 def test_a_warmup_run_selects_its_best_epoch_after_the_warmup(tmp_path):
     recipe = replace(TINY, epochs=3, warmup_epochs=2)
-    trainer = recipes.make_trainer(recipe, RunContext(progress=False), out_dir=tmp_path / "run")
+    trainer = recipes.make_trainer(recipe, CPU, out_dir=tmp_path / "run")
     assert trainer.config.select_from == 3
     history = trainer.fit()
     assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["epoch"] == 3

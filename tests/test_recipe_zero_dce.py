@@ -64,7 +64,7 @@ def test_export_writes_weights_with_an_honest_card(tmp_path):
 
     recipe = tiny(epochs=1)
     make_trainer(recipe, CPU, out_dir=tmp_path / "run").fit()
-    card = export_weights(tmp_path / "run", recipe, tmp_path / "zero_dce.pt")
+    card = export_weights(tmp_path / "run", recipe, tmp_path / "zero_dce.pt", CPU)
     for key in ("training_data", "recipe", "epochs_trained", "wall_time_seconds", "hardware", "test_psnr",
                 "test_ssim", "test_psnr_gt_mean", "sha256", "parameters"):
         assert key in card
