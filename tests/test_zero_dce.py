@@ -346,3 +346,133 @@ def test_invalid_settings_are_refused():
         DCENetPP(scale_factor=0.5)
     with pytest.raises(ValueError, match="width"):
         DCENet(width=0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tiles: the same output in the memory of one tile
+# --------------------------------------------------------------------------------------------------------------
+
+
+def trained_looking(model):
+    """``model`` with He-normal weights (std ``sqrt(2 / fan_in)``, which keeps activations of order 1 through the
+    layers) and biases of std 0.1, so that the curves differ from pixel to pixel and a tile missing some context
+    would show; in eval mode. (Much larger weights would blow the activations up to ~1e5, where float32 rounding
+    alone differs by 1e-4 between two convolution algorithms.)"""
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.normal_(0, (2 / module.weight[0].numel()) ** 0.5)
+                module.bias.normal_(0, 0.1)
+    return model.eval()
+
+
+def ragged_image(height=150, width=230, seed=3):
+    """A random image whose size no tile side used below divides: the last row and column of tiles are partial."""
+    return np.random.default_rng(seed).random((height, width, 3), dtype=np.float32) * 0.4
+
+
+TILED_MODELS = {"DCENet": lambda: DCENet(), "DCENetPP(scale_factor=1)": lambda: DCENetPP(scale_factor=1)}
+
+
+def test_the_halo_is_seven_pixels_one_per_convolution():
+    from lle_lib.models.zero_dce import CURVE_NET_CONVOLUTIONS, TILE_HALO
+
+    convolutions = [m for m in DCENet().modules() if isinstance(m, torch.nn.Conv2d)]
+    assert CURVE_NET_CONVOLUTIONS == len(convolutions) == 7
+    assert all(m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1) for m in convolutions)
+    assert TILE_HALO == 7
+
+
+@pytest.mark.parametrize("name", TILED_MODELS)
+@pytest.mark.parametrize("iterations", [None, 3])
+def test_tiled_output_equals_the_one_pass_output(name, iterations):
+    model = trained_looking(TILED_MODELS[name]())
+    image = ragged_image()
+    whole = enhance(model, image, iterations, tile=None)
+    assert np.abs(whole - image).max() > 0.05  # the curves do something
+    tiled = enhance(model, image, iterations, tile=64)  # 3 x 4 tiles, the last ones 22 and 38 pixels wide
+    assert tiled.shape == image.shape and tiled.dtype == np.float32
+    assert np.abs(tiled - whole).max() <= 1e-5
+
+
+def test_iterations_are_applied_inside_each_tile():
+    model = trained_looking(DCENet())
+    image = ragged_image(40, 50)
+    three, eight = enhance(model, image, 3, tile=16), enhance(model, image, tile=16)
+    assert np.abs(three - eight).max() > 0.01
+    assert np.abs(three - enhance(model, image, 3, tile=None)).max() <= 1e-5
+
+
+def test_a_halo_narrower_than_the_receptive_field_changes_the_output():
+    model = trained_looking(DCENet())
+    image = ragged_image()
+    whole = enhance(model, image, tile=None)
+    assert np.abs(enhance(model, image, tile=64, halo=7) - whole).max() <= 1e-5
+    short = enhance(model, image, tile=64, halo=6)
+    assert np.abs(short - whole).max() > 1e-4  # a seam: the pixels next to a tile's edge lack one pixel of context
+    wide = enhance(model, image, tile=64, halo=12)
+    assert np.abs(wide - whole).max() <= 1e-5
+
+
+def test_auto_tiles_only_big_images_of_full_resolution_networks(monkeypatch):
+    from lle_lib.models import zero_dce
+
+    calls = []
+    original = zero_dce.enhance_in_tiles
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["tile"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(zero_dce, "enhance_in_tiles", recording)
+    monkeypatch.setattr(zero_dce, "AUTO_TILE_PIXELS", 30 * 40)
+    monkeypatch.setattr(zero_dce, "DEFAULT_TILE", 16)
+    small, big = ragged_image(30, 40), ragged_image(31, 40)
+    enhance(DCENet(), small)
+    assert calls == []
+    enhance(DCENet(), big)
+    enhance(DCENetPP(scale_factor=1), big)
+    assert calls == [16, 16]
+    enhance(DCENetPP(scale_factor=4), big)              # its network already runs on a shrunk copy
+    enhance(DCENetPP(scale_factor=4), big, tile=8)
+    enhance(DCENet(), big, tile=None)
+    assert calls == [16, 16]
+
+
+def test_tiling_a_shrinking_network_gives_its_one_pass_output():
+    model = trained_looking(DCENetPP(scale_factor=4))
+    image = ragged_image(60, 70)
+    assert np.array_equal(enhance(model, image, tile=16), enhance(model, image, tile=None))
+
+
+def test_invalid_tiles_and_halos_are_refused():
+    from lle_lib.models.zero_dce import enhance_in_tiles
+
+    image = ragged_image(20, 20)
+    for tile in (0, -5, 2.5, "big", True):
+        with pytest.raises(ValueError, match="tile must be 'auto', None"):
+            enhance(DCENet(), image, tile=tile)
+    with pytest.raises(ValueError, match="halo must be a number of pixels"):
+        enhance(DCENet(), image, halo=-1)
+    with pytest.raises(ValueError, match=r"cannot tile DCENetPP\(scale_factor=4"):
+        enhance_in_tiles(DCENetPP(scale_factor=4), torch.rand(1, 3, 20, 20), tile=8)
+    with pytest.raises(ValueError, match="iterations must be from 1 to 8"):
+        enhance(DCENet(), image, 9, tile=8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: the memory bound is GPU memory")
+def test_a_4k_photo_stays_under_4_gib_of_gpu_memory_and_tiles_match_one_pass():
+    device = "cuda"
+    model = trained_looking(DCENet()).to(device)
+    photo = np.random.default_rng(0).random((2160, 3840, 3), dtype=np.float32) * 0.3
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    out = enhance(model, photo)  # tiled by default: 8.3 megapixels
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    assert out.shape == photo.shape and np.isfinite(out).all()
+    assert peak < 4 * 2**30, f"peak GPU memory {peak / 2**30:.2f} GiB"  # 11.7 GiB in one pass
+    image = photo[:768, :1024]
+    tiled, whole = enhance(model, image, tile=256), enhance(model, image, tile=None)  # 4 x 3 tiles
+    assert np.abs(tiled - whole).max() <= 1e-4
