@@ -181,7 +181,10 @@ class LearnedMethod(Method):
     * ``card_defaults(card)`` gives control values chosen when the weights were made (KinD's light level picked on
       validation); ``fixed`` are recipe fields that the method itself sets (not options of ``lle train``);
     * ``protocols`` maps a card suffix to a further evaluation the card reports, ``(network, dataset) ->``
-      :class:`~lle_lib.evaluate.Evaluation` (KinD's ``"_target_ratio"``: the light level read from the target).
+      :class:`~lle_lib.evaluate.Evaluation` (KinD's ``"_target_ratio"``: the light level read from the target);
+    * ``phase_trainers(recipe, run)`` yields ``(phase, trainer)`` for each training phase in order, one at a time,
+      with untrained networks where a phase builds on earlier ones: what a benchmark times
+      (``benchmarks/train_throughput.py``). A single-phase method yields one, named ``""``.
     """
 
     recipe: type | None = None
@@ -194,13 +197,15 @@ class LearnedMethod(Method):
     card_defaults: Callable[[dict], dict] = lambda card: {}
     fixed: Mapping[str, Any] = field(default_factory=dict)
     protocols: Mapping[str, Callable] = field(default_factory=dict)
+    phase_trainers: Callable | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        missing = [name for name in ("recipe", "build", "train", "export") if getattr(self, name) is None]
+        missing = [name for name in ("recipe", "build", "train", "export", "phase_trainers")
+                   if getattr(self, name) is None]
         if missing or not self.presets.keys() >= {"quick", "full"}:
-            raise ValueError(f"learned method {self.name!r} needs recipe, build, train, export and the presets "
-                             f"'quick' and 'full' (missing: {missing or 'presets'})")
+            raise ValueError(f"learned method {self.name!r} needs recipe, build, train, export, phase_trainers and "
+                             f"the presets 'quick' and 'full' (missing: {missing or 'presets'})")
         if self.weights and self.weights not in self.shipped:
             raise ValueError(f"method {self.name!r}: default weights {self.weights!r} are not among its shipped "
                              f"recipes {sorted(self.shipped)}")

@@ -30,6 +30,17 @@ process trains on its own share of each epoch's items, and DDP averages the grad
 augmentations and the dropout masks of an epoch therefore depend only on the seed and the epoch number, not on
 what ran before, so a run resumed from the checkpoint of epoch ``k`` repeats the uninterrupted run exactly (on the
 CPU; GPU kernels may add their own non-determinism).
+
+**Data.** The recipes train on :class:`~lle_lib.data.PairedBatches`: each pair is decoded once and kept as uint8,
+and whole batches are cut from it (on the GPU when training there), with each item's crop and flip drawn from
+``(epoch_seed(seed, epoch), item)``; the same item gets the same window in every process and after a resume. Any
+other dataset is read item by item through a DataLoader (``num_workers`` processes). ``benchmarks/train_throughput.py``
+measures the difference.
+
+**Devices.** ``device="auto"`` picks CUDA when there is one. Under ``torchrun`` each process takes one GPU; more
+processes than GPUs stop with a clear message (:func:`process_device`), and ``device="cpu"`` runs any number of
+processes with Gloo. Mixed precision is on by default on CUDA only: bfloat16 where the GPU has it, else float16
+with a gradient scaler (:func:`autocast_dtype`).
 """
 from __future__ import annotations
 
@@ -71,7 +82,12 @@ class TrainConfig:
     ``seed`` fixes the initial weights and, with the epoch number, each epoch's order and augmentations;
     ``shuffle=False`` keeps the dataset's order. ``device="auto"`` picks CUDA, then MPS, then the CPU.
     ``grad_clip`` is the largest global gradient norm, applied per optimizer (``None``: no clipping). ``amp``
-    (``"auto"``, ``True`` or ``False``) enables float16 autocast with a gradient scaler, on CUDA only.
+    (``"auto"``, ``True`` or ``False``) enables mixed precision, on CUDA only: bfloat16 autocast where the GPU
+    supports it (no gradient scaler needed: bfloat16 has float32's range), else float16 with a gradient scaler.
+    ``channels_last`` stores the modules and batches in NHWC memory order, which GPU convolutions often prefer;
+    ``compile`` wraps the modules in ``torch.compile``. Both are off by default: keep them where
+    ``benchmarks/train_throughput.py`` measures them faster. ``num_workers`` only serves datasets that are read
+    item by item; a :class:`~lle_lib.data.PairedBatches` is cut into batches in the training process.
     ``log_every`` (in steps) is how often the progress bar shows the running means; ``val_every``,
     ``sample_every`` (``None``: never) and ``checkpoint_every`` count epochs, and the last epoch always does all
     three. ``out_dir=None`` writes no files at all; otherwise it receives ``last.pt``, ``best.pt`` (the epoch
@@ -89,6 +105,8 @@ class TrainConfig:
     shuffle: bool = True
     grad_clip: float | None = None
     amp: bool | str = "auto"
+    channels_last: bool = False
+    compile: bool = False
     log_every: int = 10
     val_every: int = 1
     sample_every: int | None = None
@@ -325,15 +343,69 @@ def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [parameter for group in optimizer.param_groups for parameter in group["params"]]
 
 
-def _to_device(batch, device: torch.device):
-    """Move every tensor of a batch (a tensor, or dicts / lists / tuples of them) to ``device``."""
+def _to_device(batch, device: torch.device, memory_format: torch.memory_format | None = None):
+    """Move every tensor of a batch (a tensor, or dicts / lists / tuples of them) to ``device``; 4-D tensors also
+    to ``memory_format`` when given."""
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        return batch.contiguous(memory_format=memory_format) if memory_format and batch.ndim == 4 else batch
     if isinstance(batch, dict):
-        return {key: _to_device(value, device) for key, value in batch.items()}
+        return {key: _to_device(value, device, memory_format) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(value, device) for value in batch)
+        return type(batch)(_to_device(value, device, memory_format) for value in batch)
     return batch
+
+
+def cuts_own_batches(dataset) -> bool:
+    """Whether ``dataset`` makes whole batches itself (``dataset.batch(indices, key, device)``, as
+    :class:`~lle_lib.data.PairedBatches` does) instead of being read item by item."""
+    return callable(getattr(dataset, "batch", None))
+
+
+class DatasetBatches:
+    """The batches of a dataset that cuts its own (:func:`cuts_own_batches`), ``batch_size`` indices at a time in
+    the order of ``indices`` (a sampler, or any sequence), on ``device``. ``key`` draws the augmentation (the
+    trainer sets ``epoch_seed(seed, epoch)`` each epoch); None: items as they are, as validation wants. On a GPU
+    the dataset keeps its decoded pixels there, so batches are cut on the device."""
+
+    def __init__(self, dataset, indices, batch_size: int, device: torch.device):
+        self.dataset, self.indices, self.batch_size, self.device = dataset, indices, batch_size, device
+        self.key: int | None = None
+        if device.type != "cpu" and hasattr(dataset, "keep_on"):
+            dataset.keep_on(device)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def __iter__(self):
+        order = list(self.indices)
+        for start in range(0, len(order), self.batch_size):
+            yield self.dataset.batch(order[start:start + self.batch_size], key=self.key, device=self.device)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision type for ``device`` (CUDA): bfloat16 where the GPU computes it natively (compute
+    capability 8.0 on: A100, H100, RTX 30 and later), else float16, which needs a gradient scaler."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float16
+
+
+def process_device(device: torch.device, local_rank: int, local_world_size: int, gpu_count: int) -> torch.device:
+    """The device of process ``local_rank`` of ``local_world_size`` on one machine, under DDP: one GPU per
+    process when ``device`` is CUDA; the CPU (Gloo) when it is the CPU.
+
+    Starting more processes than the machine has GPUs is a mistake DDP cannot recover from (two processes on one
+    GPU deadlock or crash on a device ordinal), so it stops here with what to do instead.
+    """
+    if device.type != "cuda":
+        return device
+    if local_world_size > gpu_count:
+        raise RuntimeError(
+            f"torchrun started {local_world_size} processes on this machine, which has {gpu_count} GPU(s); DDP "
+            f"trains with one process per GPU. Start torchrun with --nproc_per_node={max(gpu_count, 1)}, or train "
+            f"on the CPU with device='cpu' (Gloo), where any number of processes works.")
+    return torch.device("cuda", local_rank)
 
 
 def _batch_size(batch) -> int:
@@ -380,18 +452,23 @@ class Trainer:
         self.task, self.config = task, config
         self.rank, local_rank, self.world_size = _distributed_env()
         self.device = self._setup_device(local_rank)
-        self.amp = self._use_amp()
+        self.amp_dtype = self._amp_dtype()
+        self.amp = self.amp_dtype is not None
         self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
         self.writes_files = self.out_dir is not None and self.rank == 0
         self.show_progress = config.progress and self.rank == 0
 
         seed_everything(config.seed)  # the same initial weights in every process and every rerun
-        self._plain = {name: module.to(self.device) for name, module in task.modules().items()}
+        memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+        self._plain = {name: module.to(self.device, memory_format=memory_format)
+                       for name, module in task.modules().items()}
         self._wrapped = {name: self._wrap(module) for name, module in self._plain.items()}
         self.modules = self._wrapped
         self.optimizers = task.configure_optimizers(self._plain)
         self.schedulers = task.configure_schedulers(self.optimizers)
-        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp) for name in self.optimizers}
+        # only float16 needs its loss scaled: bfloat16 has the exponent range of float32
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+                        for name in self.optimizers}
 
         self._worker_seeds = torch.Generator()  # the DataLoader draws its workers' seeds from this generator
         self.train_loader, self.sampler = self._training_loader(train_dataset)
@@ -408,50 +485,66 @@ class Trainer:
 
     def _setup_device(self, local_rank: int) -> torch.device:
         """The device, and under torchrun the process group (NCCL between GPUs, Gloo between CPU processes)."""
-        device = resolve_device(self.config.device)
         self._owns_process_group = False
+        device = resolve_device(self.config.device)
         if self.world_size > 1:
+            local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
+            device = process_device(device, local_rank, local_world_size,
+                                    torch.cuda.device_count() if device.type == "cuda" else 0)
             if device.type == "cuda":
-                device = torch.device("cuda", local_rank)  # one GPU per process
                 torch.cuda.set_device(device)
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
                 self._owns_process_group = True
         return device
 
-    def _use_amp(self) -> bool:
-        if self.config.amp == "auto":
-            return self.device.type == "cuda"
-        if self.config.amp and self.device.type != "cuda":
+    def _amp_dtype(self) -> torch.dtype | None:
+        """The autocast type (None: no mixed precision); see :func:`autocast_dtype`."""
+        if self.config.amp is True and self.device.type != "cuda":
             raise ValueError(f"amp=True needs a CUDA device, but training runs on {self.device}; use amp='auto'.")
-        return bool(self.config.amp)
+        if self.config.amp is False or self.device.type != "cuda":
+            return None
+        return autocast_dtype(self.device)
 
     def _wrap(self, module: nn.Module) -> nn.Module:
-        """DDP around every module that has something to train; DDP broadcasts rank 0's weights on the way."""
-        if self.world_size == 1 or not _is_trainable(module):
-            return module
-        return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        """DDP around every module that has something to train (DDP broadcasts rank 0's weights on the way), then
+        ``torch.compile`` when the config asks for it."""
+        if self.world_size > 1 and _is_trainable(module):
+            module = DistributedDataParallel(module,
+                                             device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return torch.compile(module) if self.config.compile and _is_trainable(module) else module
 
-    def _training_loader(self, dataset) -> tuple[DataLoader, DistributedSampler]:
+    def _training_loader(self, dataset) -> tuple[DataLoader | DatasetBatches, DistributedSampler]:
         """Batches of training items, in an order that depends only on ``(seed, epoch)``.
 
         DistributedSampler shuffles all indices with a generator seeded from ``seed + epoch`` and deals them out
         like cards, process ``r`` taking positions ``r, r + N, r + 2N, ...``. With one process it is a plain
         seeded shuffle. So N processes with batch b see, step for step, the same items as one process with
         batch ``N * b``. (It repeats a few items to give every process the same number of batches.)
+
+        A dataset that cuts its own batches (:class:`~lle_lib.data.PairedBatches`) is asked for them directly, in
+        the sampler's order; any other goes through a DataLoader, item by item.
         """
         sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank,
                                      shuffle=self.config.shuffle, seed=self.config.seed)
+        if cuts_own_batches(dataset):
+            return DatasetBatches(dataset, sampler, self.config.batch_size, self.device), sampler
         loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
                             num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
                             generator=self._worker_seeds)
         return loader, sampler
 
-    def _validation_loader(self, dataset) -> DataLoader:
+    def _validation_loader(self, dataset) -> DataLoader | DatasetBatches:
         """Process ``r`` validates items ``r, r + N, ...``: every item exactly once, none repeated."""
-        share = Subset(dataset, range(self.rank, len(dataset), self.world_size))
-        return DataLoader(share, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
-                          pin_memory=self.device.type == "cuda")
+        share = range(self.rank, len(dataset), self.world_size)
+        if cuts_own_batches(dataset):
+            return DatasetBatches(dataset, share, self.config.batch_size, self.device)
+        return DataLoader(Subset(dataset, share), batch_size=self.config.batch_size,
+                          num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda")
+
+    def _to_device(self, batch):
+        """A batch on the training device (and in NHWC order with ``channels_last``)."""
+        return _to_device(batch, self.device, torch.channels_last if self.config.channels_last else None)
 
     def unwrap(self, name: str) -> nn.Module:
         """The plain module ``name``, without its DDP wrapper (for saving, or for inference after training)."""
@@ -487,7 +580,7 @@ class Trainer:
         scaler.update()
 
     def _autocast(self):
-        return torch.autocast(self.device.type, enabled=self.amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     # --- epochs ---------------------------------------------------------------------------------------------
 
@@ -546,6 +639,8 @@ class Trainer:
         seed_everything(seed)  # random augmentations and dropout of this epoch
         self._worker_seeds.manual_seed(seed)  # ... also inside DataLoader workers
         self.sampler.set_epoch(epoch)  # the order of the items
+        if isinstance(self.train_loader, DatasetBatches):  # crops and flips: per item, the same in every process
+            self.train_loader.key = epoch_seed(self.config.seed, epoch)
         for module in self._plain.values():
             module.train(_is_trainable(module))
         sums, counts = defaultdict(float), defaultdict(int)
@@ -553,7 +648,7 @@ class Trainer:
         for batch in steps:
             self.global_step += 1
             with self._autocast():
-                values = self.task.training_step(_to_device(batch, self.device), self)
+                values = self.task.training_step(self._to_device(batch), self)
             values = _as_floats(values, f"epoch {epoch}, step {self.global_step}")
             self.step_history.append({"epoch": epoch, "step": self.global_step, **values})
             for name, value in values.items():
@@ -585,7 +680,7 @@ class Trainer:
         sums, counts = defaultdict(float), defaultdict(int)
         with self._evaluating():
             for batch in progress_bar(self.val_loader, desc="validation", leave=False, disable=not self.show_progress):
-                batch = _to_device(batch, self.device)
+                batch = self._to_device(batch)
                 for name, value in self.task.validation_step(batch, self).items():
                     total, count = _total_and_count(value, _batch_size(batch))
                     sums[name] += total
@@ -609,7 +704,7 @@ class Trainer:
         if self.rank != 0:
             return
         count = min(SAMPLE_ITEMS, len(self._sample_dataset))
-        batch = _to_device(default_collate([self._sample_dataset[i] for i in range(count)]), self.device)
+        batch = self._to_device(default_collate([self._sample_dataset[i] for i in range(count)]))
         with self._evaluating():
             images = {name: value.detach().float().cpu() for name, value in self.task.samples(batch, self).items()}
         self.sample_images[self.epoch] = images

@@ -1,6 +1,6 @@
 """A tiny training task for the trainer's tests, and the worker that test_train.py starts under torchrun.
 
-Run by ``python -m torch.distributed.run --nproc_per_node=2 --standalone tests/ddp_worker.py OUT_DIR``: every
+Run by ``python -m torch.distributed.run --nproc_per_node=2 --standalone tests/ddp_worker.py OUT_DIR [batches]``: every
 process trains the tiny task for 2 epochs with the Gloo backend and writes ``OUT_DIR/rank{r}.pt`` (its final
 parameters) and ``OUT_DIR/rank{r}.json`` (its history and whether its module was DDP-wrapped). Each rank gets
 its own ``out_dir`` (``OUT_DIR/run_rank{r}``) so the test can see that only rank 0 writes files.
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from lle_lib.data import PairedBatches
 from lle_lib.metrics import psnr
 from lle_lib.train import Task, TrainConfig, Trainer
 
@@ -93,11 +94,23 @@ class BrightenTask(Task):
 TRAIN_ITEMS, VAL_ITEMS, EPOCHS, BATCH_PER_PROCESS = 32, 7, 2, 4
 
 
-def main(out: Path) -> None:
+def datasets(batches: bool):
+    """The training and validation sets: item by item, or as PairedBatches with random 12x12 crops and flips (an
+    item's window then depends on the seed, the epoch and the item only, not on the process that draws it)."""
+    train, val = BrightenPairs(TRAIN_ITEMS), BrightenPairs(VAL_ITEMS, seed=1)
+    if batches:
+        return PairedBatches(train, crop=12, flip=True), PairedBatches(val)
+    return train, val
+
+
+def main(out: Path, batches: bool = False) -> None:
     torch.set_num_threads(1)
     rank = int(os.environ["RANK"])
-    config = TrainConfig(epochs=EPOCHS, batch_size=BATCH_PER_PROCESS, out_dir=out / f"run_rank{rank}", progress=False)
-    trainer = Trainer(BrightenTask(), BrightenPairs(TRAIN_ITEMS), config, val_dataset=BrightenPairs(VAL_ITEMS, seed=1))
+    # two CPU processes (Gloo) even on a machine with GPUs: "auto" would put rank 1 on cuda:1
+    config = TrainConfig(epochs=EPOCHS, batch_size=BATCH_PER_PROCESS, out_dir=out / f"run_rank{rank}", progress=False,
+                         device="cpu")
+    train, val = datasets(batches)
+    trainer = Trainer(BrightenTask(), train, config, val_dataset=val)
     wrapper = type(trainer.modules["net"]).__name__
     history = trainer.fit()
     torch.save(trainer.unwrap("net").state_dict(), out / f"rank{rank}.pt")
@@ -106,4 +119,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), batches=sys.argv[2:] == ["batches"])

@@ -17,10 +17,12 @@ from .lol import (  # noqa: F401
     has_lol,
     load_lol,
     load_paired,
+    load_paired_batches,
     lol_root,
     repeated_targets,
     split_names,
     verify_lol,
 )
+from .batches import MEMORY_ENV, PairedBatches, memory_budget_mb  # noqa: F401
 from .synthetic import DarkeningParams, SyntheticPairs, darken  # noqa: F401
 from .downloader import REGISTRY, Archive, DownloadError, download, register, sha256_file  # noqa: F401

@@ -26,6 +26,7 @@ from PIL import Image
 
 from .. import config
 from ..images import ImageReadError
+from .batches import PairedBatches
 from .folders import PairedFolderDataset, find_pairs, natural_key
 from .synthetic import SyntheticPairs
 from .transforms import CenterCrop, PairedCompose, PairedRandomCrop, PairedRandomFlip
@@ -304,3 +305,33 @@ def load_paired(
         )
     transform = PairedRandomFlip() if split == "train" else None
     return SyntheticPairs(split, size=128 if size is None else size, seed=seed, transform=transform)
+
+
+def load_paired_batches(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    size: int | None = None,
+    memory_mb: float | None = None,
+) -> PairedBatches:
+    """The data of :func:`load_paired`, for training: a :class:`~lle_lib.data.PairedBatches` that decodes each
+    pair once and cuts whole batches (random ``size`` crops and left-right flips for ``"train"``; for ``"val"`` and
+    ``"test"`` the same full images or centre crops as :func:`load_paired`). LOL if it is installed, else
+    synthetic pairs. ``memory_mb`` caps the decoded pixels kept in memory (:func:`~lle_lib.data.memory_budget_mb`).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    train = split == "train"
+    if has_lol(data_dir):
+        base = load_lol(split, data_dir, seed=seed, transform=None if train else _lol_transform(split, size))
+        if size is not None and not train:
+            base.source += f", centre {size}x{size} crops"
+        return PairedBatches(base, crop=size if train else None, flip=train, memory_mb=memory_mb)
+    if config.data_dir(data_dir) is not None:
+        warnings.warn(
+            f"The data directory {str(config.data_dir(data_dir))!r} holds no LOL, so synthetic pairs are used.",
+            stacklevel=2,
+        )
+    base = SyntheticPairs(split, size=128 if size is None else size, seed=seed)
+    return PairedBatches(base, flip=train, memory_mb=memory_mb)

@@ -9,21 +9,24 @@ from pathlib import Path
 import torch
 
 from .. import config
-from ..data import load_paired
+from ..data import PairedBatches, load_paired, load_paired_batches
 
 
 def first_items(dataset, count: int | None):
     """The first ``count`` items of ``dataset`` (all of them for None): quick runs use a few."""
+    if isinstance(dataset, PairedBatches):
+        return dataset.first(count)
     return dataset if count is None else torch.utils.data.Subset(dataset, range(min(count, len(dataset))))
 
 
 def training_and_validation(run: config.RunContext, *, size: int | None = None, train_items: int | None = None,
                             val_items: int | None = None):
-    """The book's paired training split (random ``size`` crops) and its validation split (full images), each cut to
-    its first ``train_items``/``val_items`` items when given (quick runs): LOL if ``run.data_dir`` or ``$LLE_DATA``
-    holds it, else synthetic pairs."""
-    train = load_paired("train", run.data_dir, seed=run.seed, size=size)
-    val = load_paired("val", run.data_dir, seed=run.seed)
+    """The book's paired training split (random ``size`` crops, left-right flips) and its validation split (full
+    images), each cut to its first ``train_items``/``val_items`` items when given (quick runs): LOL if
+    ``run.data_dir`` or ``$LLE_DATA`` holds it, else synthetic pairs. Both are
+    :class:`~lle_lib.data.PairedBatches`: each pair is decoded once, and the trainer cuts whole batches."""
+    train = load_paired_batches("train", run.data_dir, seed=run.seed, size=size)
+    val = load_paired_batches("val", run.data_dir, seed=run.seed)
     return first_items(train, train_items), first_items(val, val_items)
 
 

@@ -483,6 +483,15 @@ def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dic
     }
 
 
+def _phase_trainers(recipe: KinDRecipe, run: RunContext):
+    """Each phase of :func:`training_phases` with untrained earlier networks (enough to time a phase)."""
+    untrained = recipe.build()
+    previous = {"decomposition": untrained.decomposition, "adjustment": untrained.adjustment}
+    for folder, stage, phase_recipe in training_phases(recipe):
+        start = untrained.restoration if folder != stage else None
+        yield folder, make_stage_trainer(stage, phase_recipe, previous=previous, run=run, start=start)
+
+
 def _train(recipe: KinDRecipe, run: RunContext, out_dir: Path):
     return train_kind(recipe, run, out_dir=out_dir)
 
@@ -498,5 +507,6 @@ register(LearnedMethod(
     controls=(Control("light", float, None, 0.5, 50.0, "about mean(output) / mean(input); by default the level "
                                                        "chosen on validation, the card's fixed_ratio"),),
     recipe=KinDRecipe, presets=PRESETS, shipped=SHIPPED, weights="kind", build=KinDRecipe.build,
-    train=_train, export=export_weights, card_defaults=lambda card: {"light": card.get("fixed_ratio")},
+    train=_train, export=export_weights, phase_trainers=_phase_trainers,
+    card_defaults=lambda card: {"light": card.get("fixed_ratio")},
     protocols={"_target_ratio": evaluate_target_ratio}))

@@ -246,6 +246,10 @@ SHIPPED = {
 }
 
 
+def _phase_trainers(recipe, run: RunContext):
+    yield "", make_trainer(recipe, run)
+
+
 def _train(recipe: Pix2PixRecipe, run: RunContext, out_dir: Path):
     return make_trainer(recipe, run, out_dir=out_dir).fit()
 
@@ -254,4 +258,5 @@ register(LearnedMethod(
     name="pix2pix", title="pix2pix", paper="isola2017image", family="paired", module=__name__,
     summary="a U-Net generator trained with L1 and a PatchGAN discriminator on low/well-lit pairs",
     apply=enhance_pix2pix, recipe=Pix2PixRecipe, presets=PRESETS, shipped=SHIPPED, weights="pix2pix",
-    build=Pix2PixRecipe.build_generator, train=_train, export=export_weights))
+    build=Pix2PixRecipe.build_generator, train=_train, export=export_weights,
+    phase_trainers=_phase_trainers))

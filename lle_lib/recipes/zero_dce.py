@@ -189,6 +189,10 @@ def smoothness_measures(networks: dict[str, torch.nn.Module], pairs) -> "pd.Data
     return pd.DataFrame(rows)
 
 
+def _phase_trainers(recipe, run: RunContext):
+    yield "", make_trainer(recipe, run)
+
+
 def _train(recipe: ZeroDCERecipe, run: RunContext, out_dir: Path):
     return make_trainer(recipe, run, out_dir=out_dir).fit()
 
@@ -209,7 +213,8 @@ register(LearnedMethod(
     apply=enhance, controls=(ITERATIONS,),
     recipe=ZeroDCERecipe, presets=PRESETS, fixed={"variant": "zero_dce"},
     shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce"}, weights="zero_dce",
-    build=ZeroDCERecipe.build_network, train=_train, export=export_weights))
+    build=ZeroDCERecipe.build_network, train=_train, export=export_weights,
+    phase_trainers=_phase_trainers))
 
 register(LearnedMethod(
     name="zero_dce_pp", title="Zero-DCE++", paper="li2021learning", family="zero-reference", module=__name__,
@@ -220,4 +225,5 @@ register(LearnedMethod(
     recipe=ZeroDCERecipe, presets={name: replace(recipe, variant="zero_dce_pp") for name, recipe in PRESETS.items()},
     fixed={"variant": "zero_dce_pp"},
     shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce_pp"},
-    weights="zero_dce_pp", build=ZeroDCERecipe.build_network, train=_train, export=export_weights))
+    weights="zero_dce_pp", build=ZeroDCERecipe.build_network, train=_train, export=export_weights,
+    phase_trainers=_phase_trainers))
