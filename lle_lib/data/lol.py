@@ -272,6 +272,15 @@ def _lol_transform(split: str, size: int | None) -> Callable[[dict], dict] | Non
     return CenterCrop(size)
 
 
+def _warn_without_lol(data_dir) -> None:
+    """Warn when a data directory is set but holds no LOL (a chapter then falls back to synthetic pairs)."""
+    if config.data_dir(data_dir) is not None:
+        warnings.warn(
+            f"The data directory {str(config.data_dir(data_dir))!r} holds no LOL, so synthetic pairs are used.",
+            stacklevel=3,
+        )
+
+
 def load_paired(
     split: str,
     data_dir: str | os.PathLike | None = None,
@@ -298,11 +307,7 @@ def load_paired(
         if size is not None:
             dataset.source += f", {'random' if split == 'train' else 'centre'} {size}x{size} crops"
         return dataset
-    if config.data_dir(data_dir) is not None:
-        warnings.warn(
-            f"The data directory {str(config.data_dir(data_dir))!r} holds no LOL, so synthetic pairs are used.",
-            stacklevel=2,
-        )
+    _warn_without_lol(data_dir)
     transform = PairedRandomFlip() if split == "train" else None
     return SyntheticPairs(split, size=128 if size is None else size, seed=seed, transform=transform)
 
@@ -328,10 +333,6 @@ def load_paired_batches(
         if size is not None and not train:
             base.source += f", centre {size}x{size} crops"
         return PairedBatches(base, crop=size if train else None, flip=train, memory_mb=memory_mb)
-    if config.data_dir(data_dir) is not None:
-        warnings.warn(
-            f"The data directory {str(config.data_dir(data_dir))!r} holds no LOL, so synthetic pairs are used.",
-            stacklevel=2,
-        )
+    _warn_without_lol(data_dir)
     base = SyntheticPairs(split, size=128 if size is None else size, seed=seed)
     return PairedBatches(base, flip=train, memory_mb=memory_mb)
