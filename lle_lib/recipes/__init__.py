@@ -30,6 +30,13 @@ def training_and_validation(run: config.RunContext, *, size: int | None = None, 
     return first_items(train, train_items), first_items(val, val_items)
 
 
+def single_phase(make_trainer):
+    """The registry's ``phase_trainers`` hook of a method trained in one phase by ``make_trainer(recipe, run)``."""
+    def phase_trainers(recipe, run: config.RunContext):
+        yield "", make_trainer(recipe, run)
+    return phase_trainers
+
+
 def hardware_description() -> str:
     """Where a run happened, for weight cards: CPU model and threads, or the GPU."""
     if torch.cuda.is_available():

@@ -26,7 +26,7 @@ from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
 from ..train import Task, TrainConfig, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
 from ..methods import LearnedMethod, register
 from ..weights import round_weights, save_weights
-from . import card_scores, single_run_card, training_and_validation
+from . import card_scores, single_phase, single_run_card, training_and_validation
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,6 @@ SHIPPED = {
 }
 
 
-def _phase_trainers(recipe, run: RunContext):
-    yield "", make_trainer(recipe, run)
-
-
 def _train(recipe: Pix2PixRecipe, run: RunContext, out_dir: Path):
     return make_trainer(recipe, run, out_dir=out_dir).fit()
 
@@ -259,4 +255,4 @@ register(LearnedMethod(
     summary="a U-Net generator trained with L1 and a PatchGAN discriminator on low/well-lit pairs",
     apply=enhance_pix2pix, recipe=Pix2PixRecipe, presets=PRESETS, shipped=SHIPPED, weights="pix2pix",
     build=Pix2PixRecipe.build_generator, train=_train, export=export_weights,
-    phase_trainers=_phase_trainers))
+    phase_trainers=single_phase(make_trainer)))

@@ -28,7 +28,7 @@ from ..methods import Control, LearnedMethod, register
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, TrainConfig, Trainer
 from ..weights import round_weights, save_weights
-from . import card_scores, single_run_card, training_and_validation
+from . import card_scores, single_phase, single_run_card, training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -189,10 +189,6 @@ def smoothness_measures(networks: dict[str, torch.nn.Module], pairs) -> "pd.Data
     return pd.DataFrame(rows)
 
 
-def _phase_trainers(recipe, run: RunContext):
-    yield "", make_trainer(recipe, run)
-
-
 def _train(recipe: ZeroDCERecipe, run: RunContext, out_dir: Path):
     return make_trainer(recipe, run, out_dir=out_dir).fit()
 
@@ -214,7 +210,7 @@ register(LearnedMethod(
     recipe=ZeroDCERecipe, presets=PRESETS, fixed={"variant": "zero_dce"},
     shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce"}, weights="zero_dce",
     build=ZeroDCERecipe.build_network, train=_train, export=export_weights,
-    phase_trainers=_phase_trainers))
+    phase_trainers=single_phase(make_trainer)))
 
 register(LearnedMethod(
     name="zero_dce_pp", title="Zero-DCE++", paper="li2021learning", family="zero-reference", module=__name__,
@@ -226,4 +222,4 @@ register(LearnedMethod(
     fixed={"variant": "zero_dce_pp"},
     shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce_pp"},
     weights="zero_dce_pp", build=ZeroDCERecipe.build_network, train=_train, export=export_weights,
-    phase_trainers=_phase_trainers))
+    phase_trainers=single_phase(make_trainer)))
