@@ -58,7 +58,9 @@ class Control:
     """One setting a method accepts at enhancement time (KinD's light level, Zero-DCE's iteration count, gamma's
     exponent, a reference image). ``kind`` is ``int``, ``float`` or ``Path`` (a file that must exist);
     ``low``/``high`` bound numbers, both ends included; ``default`` is used when the caller gives none (``None``:
-    read from the weights' card, see :attr:`LearnedMethod.card_defaults`)."""
+    read from the weights' card, see :attr:`LearnedMethod.card_defaults`). An ``optional`` control may stay
+    ``None``: the method then uses a default of its own weights (the reference-guided method's reference, chosen
+    on validation and stored with the weights)."""
 
     name: str
     kind: type
@@ -66,6 +68,7 @@ class Control:
     low: float | None = None
     high: float | None = None
     help: str = ""
+    optional: bool = False
 
     def __post_init__(self):
         if self.kind not in (int, float, Path):
@@ -79,6 +82,8 @@ class Control:
         bounds = f" in [{self.low:g}, {self.high:g}]" if self.low is not None and self.high is not None else ""
         if self.default is not None:
             default = f"{self.default}"
+        elif self.optional:
+            default = "the weights' own"
         else:
             default = "none: required" if self.kind is Path else "from the weights' card"
         return f"{self.name}: {kind}{bounds}, default {default}"
@@ -159,7 +164,7 @@ class Method:
                 values[control.name] = control.check(given[control.name], self.name)
             elif defaults.get(control.name) is not None:
                 values[control.name] = control.check(defaults[control.name], self.name)
-            elif control.default is not None:
+            elif control.default is not None or control.optional:
                 values[control.name] = control.default
             else:
                 raise ValueError(f"{self.name}: give {control.name} ({control.describe()}); these weights' card "

@@ -2,9 +2,11 @@
 
 * :mod:`lle_lib.losses.zero_dce`: the zero-reference losses of Zero-DCE and Zero-DCE++ (re-exported here, so
   ``losses.exposure_control_loss`` works);
-* :mod:`lle_lib.losses.kind`: KinD's decomposition, restoration and adjustment losses (``losses.kind.<name>``).
+* :mod:`lle_lib.losses.kind`: KinD's decomposition, restoration and adjustment losses (``losses.kind.<name>``);
+* :mod:`lle_lib.losses.reference_guided`: the reference-guided method's L1, luminance triplet, content and colour
+  terms (``losses.reference_guided.<name>``).
 """
-from . import kind  # noqa: F401
+from . import kind, reference_guided  # noqa: F401
 from .zero_dce import (  # noqa: F401
     SMOOTHNESS_TERMS,
     ZERO_DCE_PP_WEIGHTS,

@@ -75,3 +75,11 @@ def single_run_card(run_dir, recipe, run: config.RunContext, *, training_data_no
         "hardware": hardware_description(),
         "validation_psnr": round(float(best["best"]), 3),
     }
+
+
+def training_curves(run_dir, keys) -> list[dict]:
+    """The per-epoch history of a finished run (``run_dir/last.pt``), cut to ``keys`` and rounded: a few KB of
+    JSON for a weight card, from which :func:`lle_lib.viz.plot_history` redraws the run."""
+    last = torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)
+    return [{"epoch": record["epoch"], **{key: round(float(record[key]), 4) for key in keys if key in record}}
+            for record in last["history"]]

@@ -26,7 +26,7 @@ from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
 from ..train import Task, TrainConfig, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
 from ..methods import LearnedMethod, register
 from ..weights import round_weights, save_weights
-from . import card_scores, single_phase, single_run_card, training_and_validation
+from . import card_scores, single_phase, single_run_card, training_and_validation, training_curves
 
 
 @dataclass(frozen=True)
@@ -195,14 +195,6 @@ CURVES = ("train/d_loss", "train/g_loss", "train/g_adversarial", "train/l1", "va
           "val/ssim_raw")
 
 
-def training_curves(run_dir: str | Path) -> list[dict]:
-    """The per-epoch history of a finished run (``run_dir/last.pt``), cut to :data:`CURVES` and rounded: a few KB
-    of JSON for the card, from which :func:`lle_lib.viz.plot_history` redraws the run."""
-    last = torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)
-    return [{"epoch": record["epoch"], **{key: round(float(record[key]), 4) for key in CURVES if key in record}}
-            for record in last["history"]]
-
-
 def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str | Path,
                    run: RunContext | None = None, *, dtype: torch.dtype | None = None) -> dict:
     """Ship the generator of the best validation epoch (``best.pt``; its weight average when the recipe keeps one)
@@ -223,7 +215,7 @@ def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str
         "test_data": test.source,
         "test_protocol": PROTOCOL,
         **card_scores(report),
-        "history": training_curves(run_dir),
+        "history": training_curves(run_dir, CURVES),
         "license": "MIT, like the book's code (trained here)",
     }
     return save_weights(generator, weights_path, card, dtype=dtype)
