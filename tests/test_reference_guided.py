@@ -311,3 +311,11 @@ def test_the_shipped_network_brightens_with_its_reference_and_its_strength():
     by_strength = [float(enhance_with_reference(network, dark, references[-1], strength=s).mean())
                    for s in (0.0, 0.5, 1.0)]
     assert by_strength[0] < by_strength[1] < by_strength[2], by_strength
+
+
+def test_a_single_validation_pair_is_its_own_only_candidate():
+    from lle_lib.data import load_paired
+
+    single = torch.utils.data.Subset(load_paired("val"), range(1))
+    table = candidate_scores(small_net(), single, progress=False)
+    assert len(table) == 1 and np.isfinite(table.loc[0, "psnr"])

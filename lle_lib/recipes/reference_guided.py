@@ -158,7 +158,7 @@ def _batch(item, key: str, device) -> torch.Tensor:
 def candidate_scores(network: ReferenceGuidedNet, dataset, *, progress: bool = True) -> pd.DataFrame:
     """Every target of ``dataset`` (the validation split) tried as *the* reference for all the other images:
     one row per candidate with its mean PSNR and SSIM over the others (its own pair left out, since there it would
-    be the target itself) and the mean brightness of the candidate. Sorted best first."""
+    be the target itself, unless it is the only pair) and the mean brightness of the candidate. Sorted best first."""
     network.eval()
     device = _device(network)
     items = [dataset[index] for index in range(len(dataset))]
@@ -172,7 +172,7 @@ def candidate_scores(network: ReferenceGuidedNet, dataset, *, progress: bool = T
         encoding = network.encode(pad_to_multiple(low, 2 ** DOWNSAMPLINGS))   # once per image, not per candidate
         content = network.split(encoding.code)[1]
         for j in range(len(items)):
-            if i != j:
+            if i != j or len(items) == 1:
                 output = network.decode(codes[j:j + 1], content, encoding.skips)[..., :height, :width].clamp(0, 1)
                 psnr[i, j], ssim[i, j] = float(metrics.psnr(output, high)), float(metrics.ssim(output, high))
     table = pd.DataFrame({"reference": names, "psnr": np.nanmean(psnr, axis=0), "ssim": np.nanmean(ssim, axis=0),
