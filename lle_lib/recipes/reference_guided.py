@@ -33,7 +33,7 @@ from ..models.reference_guided import DOWNSAMPLINGS, ReferenceGuidedNet, enhance
 from ..progress import progress_bar
 from ..train import Task, TrainConfig, Trainer
 from ..weights import round_weights, save_weights
-from . import card_scores, single_phase, single_run_card, training_and_validation, training_curves
+from . import card_scores, first_items, single_phase, single_run_card, training_and_validation, training_curves
 
 
 @dataclass(frozen=True)
@@ -233,10 +233,7 @@ def export_weights(run_dir: str | Path, recipe: ReferenceGuidedRecipe, weights_p
     network = recipe.build()
     network.load_state_dict(checkpoint["modules"]["net"])
     round_weights(network, dtype).eval()
-    val = load_paired("val", run.data_dir, seed=run.seed)
-    if recipe.val_items is not None:
-        val = torch.utils.data.Subset(val, range(min(recipe.val_items, len(val))))
-        val.source = load_paired("val", run.data_dir, seed=run.seed).source
+    val = first_items(load_paired("val", run.data_dir, seed=run.seed), recipe.val_items)
     references = choose_reference(network, val, progress=False)
     test = load_paired("test", run.data_dir, seed=run.seed)
     fixed = evaluate(lambda image: enhance_with_reference(network, image), test, name="reference_guided",
