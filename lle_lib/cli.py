@@ -205,7 +205,9 @@ def train_method(args) -> int:
     recipe = methods.with_overrides(recipe, {key.removeprefix("recipe:"): (tuple(value) if isinstance(value, list)
                                                                           else value)
                                              for key, value in overrides.items()})
-    run = RunContext(data_dir=args.data_dir, seed=args.seed, device=args.device, progress=not args.quiet)
+    run = RunContext(data_dir=args.data_dir, seed=args.seed, device=args.device, progress=not args.quiet,
+                     early_stopping=getattr(args, "early_stopping", None),
+                     plateau_patience=getattr(args, "plateau_patience", None))
     first = int(os.environ.get("RANK", "0")) == 0
     if first:
         print(f"{method.name}, preset {args.preset}: {recipe}")
@@ -242,8 +244,15 @@ def _add_train(subparsers) -> None:
         sub.add_argument("--stored-dtype", choices=sorted(STORAGE_DTYPES),
                          help="with --export: store the weights in this type, half the bytes of float32")
         _add_run_options(sub, device="auto")
+        options = methods.recipe_options(method)
+        rules = sub.add_argument_group("validation-driven rules, for any recipe (counted in validations)")
+        for name, help_ in (("early_stopping", "stop once the best validation value is N validations old"),
+                            ("plateau_patience", "halve the learning rate once more than N validations in a "
+                                                 "row have not improved (ReduceLROnPlateau)")):
+            if name not in options:   # a recipe with a field of that name sets it there
+                rules.add_argument("--" + name.replace("_", "-"), type=int, metavar="N", help=help_)
         fields = sub.add_argument_group("recipe fields (override the preset)")
-        for path, (kind, _) in methods.recipe_options(method).items():
+        for path, (kind, _) in options.items():
             option = "--" + path.replace("_", "-")
             if kind is bool:
                 fields.add_argument(option, dest=f"recipe:{path}", action=argparse.BooleanOptionalAction,

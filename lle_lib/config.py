@@ -88,9 +88,25 @@ class RunContext:
 
         run = RunContext(data_dir="~/data", seed=0, device="cuda")
         trainer = recipes.make_trainer(recipe, run, out_dir="runs/zero_dce")
+
+    ``early_stopping`` and ``plateau_patience`` (in validations, ``None``: off) switch on the trainer's two
+    validation-driven rules for any recipe (:class:`~lle_lib.train.TrainConfig`); given here, they win over a
+    recipe's own values.
     """
 
     data_dir: str | os.PathLike | None = None
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    early_stopping: int | None = None
+    plateau_patience: int | None = None
+
+    def train_config(self, **settings):
+        """The :class:`~lle_lib.train.TrainConfig` of a recipe's ``settings`` (epochs, batch size, monitor, ...)
+        under this run: its seed, device, progress bars and, when set, its early stopping and plateau patience."""
+        from .train import TrainConfig
+
+        rules = {name: value for name, value in (("early_stopping", self.early_stopping),
+                                                  ("plateau_patience", self.plateau_patience)) if value is not None}
+        return TrainConfig(**{**settings, "seed": self.seed, "device": self.device, "progress": self.progress,
+                              **rules})

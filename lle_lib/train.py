@@ -95,6 +95,15 @@ class TrainConfig:
     ``samples/``. ``select_from`` is the first epoch that may become ``best.pt``: earlier epochs are validated and
     logged but never selected (e.g. a GAN generator's warm-up on its reconstruction loss alone, which would
     otherwise be the model chosen). ``progress=False`` hides the progress bars.
+
+    Two rules driven by validation, for any task, both counting validations (not epochs) and both needing a
+    ``monitor``: ``plateau_patience`` adds a ``torch.optim.lr_scheduler.ReduceLROnPlateau`` to every optimizer,
+    which multiplies its learning rate by ``plateau_factor`` once the monitored value has failed to improve in
+    more than ``plateau_patience`` validations in a row (PyTorch's convention: patience 2 waits out two) (a ``ReduceLROnPlateau`` that a task returns from
+    :meth:`Task.configure_schedulers` is stepped the same way, with the monitored value after each validation);
+    ``early_stopping`` ends training once the best monitored value is ``early_stopping`` validations old. The
+    stop is decided from the history, so every process stops at the same epoch, and a resumed run that had stopped
+    stays stopped.
     """
 
     epochs: int
@@ -116,6 +125,9 @@ class TrainConfig:
     monitor_mode: str = "max"
     select_from: int = 1
     progress: bool = True
+    plateau_patience: int | None = None
+    plateau_factor: float = 0.5
+    early_stopping: int | None = None
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -128,6 +140,14 @@ class TrainConfig:
             raise ValueError(f"amp must be 'auto', True or False, not {self.amp!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be a positive norm or None, not {self.grad_clip!r}")
+        if self.plateau_patience is not None and self.plateau_patience < 0:
+            raise ValueError(f"plateau_patience must be 0 or more validations, not {self.plateau_patience!r}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor must be between 0 and 1, not {self.plateau_factor!r}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ValueError(f"early_stopping must be 1 or more validations, not {self.early_stopping!r}")
+        if (self.plateau_patience is not None or self.early_stopping is not None) and self.monitor is None:
+            raise ValueError("plateau_patience and early_stopping follow the monitored value: set monitor too")
 
 
 class Task:
@@ -466,6 +486,11 @@ class Trainer:
         self.modules = self._wrapped
         self.optimizers = task.configure_optimizers(self._plain)
         self.schedulers = task.configure_schedulers(self.optimizers)
+        if config.plateau_patience is not None:
+            for name, optimizer in self.optimizers.items():
+                self.schedulers[f"plateau/{name}"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    optimizer, mode=config.monitor_mode, factor=config.plateau_factor,
+                    patience=config.plateau_patience)
         # only float16 needs its loss scaled: bfloat16 has the exponent range of float32
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
                         for name in self.optimizers}
@@ -595,7 +620,7 @@ class Trainer:
         self.modules = self._wrapped
         bar = progress_bar(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.show_progress)
         try:
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.config.epochs and not self.stopped_early:
                 record = self._run_epoch(self.epoch + 1)
                 bar.update()
                 bar.set_postfix({key: f"{value:.4g}" for key, value in record.items() if "/" in key})
@@ -617,15 +642,22 @@ class Trainer:
             # its schedule still follows the epoch count, so PyTorch's "step before optimizer.step()" warning is moot.
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             for scheduler in self.schedulers.values():
-                scheduler.step()
+                if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step()
         if self.val_loader is not None and self._due(self.config.val_every):
             record.update(self._validate())
+            if self.config.monitor in record:
+                for scheduler in self.schedulers.values():
+                    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        scheduler.step(record[self.config.monitor])
+        for name, optimizer in self.optimizers.items():
+            record[f"lr_{name}"] = optimizer.param_groups[0]["lr"]  # the rate the next epoch trains with
         if self.config.sample_every is not None and self._due(self.config.sample_every):
             self._take_samples()
         record["seconds"] = time.perf_counter() - start
         self.history.append(record)
         improved = self._update_best(record)
-        if self.writes_files and self._due(self.config.checkpoint_every):
+        if self.writes_files and (self._due(self.config.checkpoint_every) or self.stopped_early):
             self.save_checkpoint(self.out_dir / "last.pt")
         if self.writes_files and improved:
             self.save_checkpoint(self.out_dir / "best.pt")
@@ -715,6 +747,23 @@ class Trainer:
                 path = self.out_dir / "samples" / f"epoch{self.epoch:03d}_{name}.png"
                 write_image(path, to_image(make_grid(value.clamp(0, 1), nrow=count)))
 
+    def validations_without_improvement(self) -> int:
+        """How many validations (from ``config.select_from`` on) have passed since the best monitored value;
+        ties do not improve. Read from :attr:`history`, so it survives a resume."""
+        monitor, first = self.config.monitor, self.config.select_from
+        values = [record[monitor] for record in self.history
+                  if monitor in record and record["epoch"] >= first and math.isfinite(record[monitor])]
+        if not values:
+            return 0
+        best = (max if self.config.monitor_mode == "max" else min)(values)
+        return len(values) - 1 - values.index(best)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether ``config.early_stopping`` has ended training (the best value is that many validations old)."""
+        patience = self.config.early_stopping
+        return patience is not None and self.validations_without_improvement() >= patience
+
     def _update_best(self, record: dict) -> bool:
         """Whether this epoch improved the monitored value (validation values exist only on validation epochs;
         epochs before ``config.select_from`` never count)."""
@@ -756,6 +805,20 @@ class Trainer:
         state = self.state_dict()
         write_atomically(Path(path), lambda temporary: torch.save(state, temporary))
 
+    @staticmethod
+    def _fast_forward(name: str, scheduler, epochs: int) -> None:
+        """A run continued with a schedule its checkpoint did not have (a recipe extended with a decay): an
+        epoch-driven schedule is stepped to the checkpoint's epoch, as if it had run from the start; one driven by
+        validation (``ReduceLROnPlateau``) starts afresh."""
+        warnings.warn(f"the checkpoint has no state for scheduler {name!r}; it continues from epoch {epochs} as if "
+                      "it had run from the start", stacklevel=3)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            for _ in range(epochs - scheduler.last_epoch):  # none if it is already there
+                scheduler.step()
+
     def load_checkpoint(self, path: str | os.PathLike, *, modules_only: bool = False) -> None:
         """Restore a checkpoint (``modules_only``: just the weights, e.g. those of ``best.pt`` for evaluation)."""
         checkpoint = torch.load(path, map_location=self.device, weights_only=True)
@@ -765,6 +828,9 @@ class Trainer:
             return
         for group in ("optimizers", "schedulers", "scalers"):
             for name, part in getattr(self, group).items():
+                if group == "schedulers" and name not in checkpoint[group]:
+                    self._fast_forward(name, part, checkpoint["epoch"])
+                    continue
                 part.load_state_dict(checkpoint[group][name])
         self.epoch, self.global_step, self.best = checkpoint["epoch"], checkpoint["global_step"], checkpoint["best"]
         self.history, self.step_history = list(checkpoint["history"]), list(checkpoint["step_history"])

@@ -103,10 +103,12 @@ def test_train_exports_weights_whose_card_list_reads_back_and_resumes(photos, ca
     # --device cpu: `lle train` defaults to auto (CUDA and AMP on a machine with a GPU); this test means the CPU
     tiny = ["--device", "cpu", "--crop", 32, "--train-items", 4, "--val-items", 2, "--batch-size", 2, "-q"]
     status, out, _ = run(capsys, "train", "zero_dce", "--preset", "quick", "--out", run_dir, "--epochs", 1, *tiny,
-                         "--export", weights)
+                         "--export", weights, "--early-stopping", 4, "--plateau-patience", 0)
     assert status == 0 and "exported" in out
     card = read_card(weights)
     assert card["lle_method"] == "zero_dce" and card["recipe"]["crop"] == 32 and card["epochs_trained"] == 1
+    assert card["training_rules"] == {"early_stopping": 4, "plateau_patience": 0}
+    assert "plateau/net" in torch.load(run_dir / "last.pt", weights_only=True)["schedulers"]
     status, out, _ = run(capsys, "list", "--weights", weights)
     assert status == 0 and str(weights) in out and f"{card['test_psnr']}" in out
     first = torch.load(run_dir / "last.pt", weights_only=True)["history"][0]

@@ -74,7 +74,15 @@ def single_run_card(run_dir, recipe, run: config.RunContext, *, training_data_no
         "wall_time_seconds": round(sum(record["seconds"] for record in last["history"]), 1),
         "hardware": hardware_description(),
         "validation_psnr": round(float(best["best"]), 3),
+        **training_rules(run),
     }
+
+
+def training_rules(run: config.RunContext) -> dict:
+    """The run's validation-driven rules for a weight card, when any was switched on (``{}`` otherwise)."""
+    rules = {name: getattr(run, name) for name in ("early_stopping", "plateau_patience")
+             if getattr(run, name) is not None}
+    return {"training_rules": rules} if rules else {}
 
 
 def training_curves(run_dir, keys) -> list[dict]:

@@ -37,10 +37,10 @@ from ..images import to_image
 from ..losses.kind import DECOMPOSITION_WEIGHTS, adjustment_loss, decomposition_loss, restoration_loss
 from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, RestorationNet, enhance_kind,
                            illumination_ratio, relight)
-from ..train import Task, TrainConfig, Trainer
+from ..train import Task, Trainer
 from ..methods import Control, LearnedMethod, register
 from ..weights import round_weights, save_weights
-from . import card_scores, first_items, hardware_description, training_and_validation
+from . import card_scores, first_items, hardware_description, training_and_validation, training_rules
 
 STAGES = ("decomposition", "adjustment", "restoration")
 
@@ -337,9 +337,8 @@ def make_stage_trainer(stage: str, recipe: KinDRecipe, *, previous: dict[str, to
     train, val = training_and_validation(run, size=settings.patch, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
     monitor, mode = MONITORS[stage]
-    config_ = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, seed=run.seed, device=run.device,
-                          out_dir=out_dir, monitor=monitor, monitor_mode=mode, progress=run.progress,
-                          val_every=settings.val_every)
+    config_ = run.train_config(epochs=settings.epochs, batch_size=settings.batch_size, out_dir=out_dir,
+                                monitor=monitor, monitor_mode=mode, val_every=settings.val_every)
     return Trainer(task, train, config_, val_dataset=val)
 
 
@@ -474,6 +473,7 @@ def weights_card(model: KinD, recipe: KinDRecipe, *, seconds: float, epochs: dic
         "epochs_trained": epochs,
         "wall_time_seconds": round(seconds, 1),
         "hardware": hardware_description(),
+        **training_rules(run),
         "fixed_ratio": ratio,
         "test_data": test.source,
         "test_protocol": PROTOCOL,

@@ -23,7 +23,7 @@ from ..data import load_paired
 from ..evaluate import PROTOCOL, evaluate
 from ..losses.pix2pix import L1_WEIGHT, discriminator_loss, generator_loss, reconstruction_l1_loss
 from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
-from ..train import Task, TrainConfig, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
+from ..train import Task, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
 from ..methods import LearnedMethod, register
 from ..weights import round_weights, save_weights
 from . import card_scores, single_phase, single_run_card, training_and_validation, training_curves
@@ -183,10 +183,9 @@ def make_trainer(recipe: Pix2PixRecipe, run: RunContext | None = None, *, out_di
     run = run or RunContext()
     train, val = training_and_validation(run, size=recipe.crop, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
-    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=run.seed, device=run.device,
-                           out_dir=out_dir, monitor="val/psnr", monitor_mode="max", progress=run.progress,
-                           val_every=recipe.val_every, sample_every=recipe.sample_every,
-                           select_from=recipe.warmup_epochs + 1)
+    settings = run.train_config(epochs=recipe.epochs, batch_size=recipe.batch_size, out_dir=out_dir,
+                                monitor="val/psnr", monitor_mode="max", val_every=recipe.val_every,
+                                sample_every=recipe.sample_every, select_from=recipe.warmup_epochs + 1)
     return Trainer(Pix2PixTask(recipe), train, settings, val_dataset=val)
 
 

@@ -31,7 +31,7 @@ from ..methods import Control, LearnedMethod, register
 from ..models.layers import pad_to_multiple
 from ..models.reference_guided import DOWNSAMPLINGS, ReferenceGuidedNet, enhance_with_reference
 from ..progress import progress_bar
-from ..train import Task, TrainConfig, Trainer
+from ..train import Task, Trainer, linear_decay
 from ..weights import round_weights, save_weights
 from . import card_scores, first_items, single_phase, single_run_card, training_and_validation, training_curves
 
@@ -44,6 +44,8 @@ class ReferenceGuidedRecipe:
     256, a 512-dimensional code whose first 96 dimensions are luminance, Adam at 1e-4, 1000 epochs, batches of 8
     whole 400x600 LOL images (``crop=None``) with flips, and a random 100x100 patch of each dark input replaced by
     a blend of dark and target (``blend_patch``). ``margin`` and the two weights are those of the losses.
+    ``decay_epochs``: the learning rate falls linearly towards zero over the last ``decay_epochs`` epochs
+    (:func:`~lle_lib.train.linear_decay`; the authors keep it constant, ``0``).
     """
 
     width: int = 32
@@ -58,6 +60,7 @@ class ReferenceGuidedRecipe:
     code_weight: float = CODE_WEIGHT
     colour_weight: float = COLOUR_WEIGHT
     val_every: int = 1
+    decay_epochs: int = 0
     train_items: int | None = None
     val_items: int | None = None
 
@@ -102,6 +105,12 @@ class ReferenceGuidedTask(Task):
     def configure_optimizers(self, modules):
         return {"net": torch.optim.Adam(modules["net"].parameters(), lr=self.recipe.learning_rate)}
 
+    def configure_schedulers(self, optimizers):
+        if not self.recipe.decay_epochs:
+            return {}
+        factor = linear_decay(self.recipe.epochs, self.recipe.decay_epochs)
+        return {"net": torch.optim.lr_scheduler.LambdaLR(optimizers["net"], factor)}
+
     def training_step(self, batch, trainer):
         r = self.recipe
         low, high = batch["low"], batch["high"]
@@ -135,9 +144,9 @@ def make_trainer(recipe: ReferenceGuidedRecipe, run: RunContext | None = None, *
     run = run or RunContext()
     train, val = training_and_validation(run, size=recipe.crop, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
-    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=run.seed, device=run.device,
-                           out_dir=out_dir, monitor="val/psnr", monitor_mode="max", progress=run.progress,
-                           val_every=recipe.val_every, sample_every=None)
+    settings = run.train_config(epochs=recipe.epochs, batch_size=recipe.batch_size, out_dir=out_dir,
+                                monitor="val/psnr", monitor_mode="max", val_every=recipe.val_every,
+                                sample_every=None)
     return Trainer(ReferenceGuidedTask(recipe), train, settings, val_dataset=val)
 
 
@@ -264,10 +273,12 @@ def export_weights(run_dir: str | Path, recipe: ReferenceGuidedRecipe, weights_p
 #: The recipe of the weights that ship with the book (``lle_lib/pretrained/reference_guided.pt``): the authors'
 #: network at half width (16 to 128 channels, a 256-dimensional code with 48 luminance dimensions, the authors'
 #: proportions), 128x128 crops in batches of 8 instead of whole images, a 32-pixel blended patch (the authors'
-#: 100 of 400, scaled), and a higher learning rate, to fit two CPU cores; stored as float16.
+#: 100 of 400, scaled), and a higher learning rate that decays linearly over the last 40 of 120 epochs, to fit
+#: two CPU cores; stored as float16.
 SHIPPED = {
-    "reference_guided": ReferenceGuidedRecipe(width=16, code_size=256, luminance_size=48, epochs=80, batch_size=8,
-                                              crop=128, learning_rate=5e-4, blend_patch=32, val_every=5),
+    "reference_guided": ReferenceGuidedRecipe(width=16, code_size=256, luminance_size=48, epochs=120, batch_size=8,
+                                              crop=128, learning_rate=5e-4, blend_patch=32, val_every=5,
+                                              decay_epochs=40),
 }
 
 

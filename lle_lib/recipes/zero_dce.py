@@ -26,7 +26,7 @@ from ..evaluate import PROTOCOL, evaluate
 from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..methods import Control, LearnedMethod, register
 from ..models import DCENet, DCENetPP, enhance
-from ..train import Task, TrainConfig, Trainer
+from ..train import Task, Trainer
 from ..weights import round_weights, save_weights
 from . import card_scores, single_phase, single_run_card, training_and_validation
 
@@ -113,9 +113,8 @@ def make_trainer(recipe: ZeroDCERecipe, run: RunContext | None = None, *, out_di
     run = run or RunContext()
     train, val = training_and_validation(run, size=recipe.crop, train_items=recipe.train_items,
                                          val_items=recipe.val_items)
-    settings = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=run.seed, device=run.device,
-                           grad_clip=recipe.grad_clip, out_dir=out_dir, monitor="val/psnr", monitor_mode="max",
-                           progress=run.progress, sample_every=None)
+    settings = run.train_config(epochs=recipe.epochs, batch_size=recipe.batch_size, grad_clip=recipe.grad_clip,
+                                out_dir=out_dir, monitor="val/psnr", monitor_mode="max", sample_every=None)
     return Trainer(ZeroDCETask(recipe), train, settings, val_dataset=val)
 
 
