@@ -97,13 +97,13 @@ class TrainConfig:
     otherwise be the model chosen). ``progress=False`` hides the progress bars.
 
     Two rules driven by validation, for any task, both counting validations (not epochs) and both needing a
-    ``monitor``: ``plateau_patience`` adds a ``torch.optim.lr_scheduler.ReduceLROnPlateau`` to every optimizer,
-    which multiplies its learning rate by ``plateau_factor`` once the monitored value has failed to improve in
-    more than ``plateau_patience`` validations in a row (PyTorch's convention: patience 2 waits out two) (a ``ReduceLROnPlateau`` that a task returns from
-    :meth:`Task.configure_schedulers` is stepped the same way, with the monitored value after each validation);
-    ``early_stopping`` ends training once the best monitored value is ``early_stopping`` validations old. The
-    stop is decided from the history, so every process stops at the same epoch, and a resumed run that had stopped
-    stays stopped.
+    ``monitor``. ``plateau_patience`` adds a ``torch.optim.lr_scheduler.ReduceLROnPlateau`` to every optimizer:
+    it multiplies the learning rate by ``plateau_factor`` once the monitored value has failed to improve in more
+    than ``plateau_patience`` validations in a row (PyTorch's convention: patience 2 waits out two). A
+    ``ReduceLROnPlateau`` that a task returns from :meth:`Task.configure_schedulers` is stepped the same way, with
+    the monitored value after each validation. ``early_stopping`` ends training once the best monitored value is
+    ``early_stopping`` validations old. The stop is decided from the history, so every process stops at the same
+    epoch, and a resumed run that had stopped stays stopped.
     """
 
     epochs: int

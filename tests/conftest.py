@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,3 +27,12 @@ def torchrun():
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (restored after): quick and deterministic on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,13 +19,7 @@ from lle_lib.train import (NonFiniteLossError, Task, TrainConfig, Trainer, Weigh
                            recalibrate_batchnorm, update_ema)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Quick and deterministic on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
 
 
 def config(**overrides) -> TrainConfig:

@@ -12,12 +12,7 @@ from lle_lib.config import RunContext
 from lle_lib.train import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
 
 
 class Scripted(BrightenTask):

@@ -4,9 +4,10 @@
   ``losses.exposure_control_loss`` works);
 * :mod:`lle_lib.losses.kind`: KinD's decomposition, restoration and adjustment losses (``losses.kind.<name>``);
 * :mod:`lle_lib.losses.reference_guided`: the reference-guided method's L1, luminance triplet, content and colour
-  terms (``losses.reference_guided.<name>``).
+  terms (``losses.reference_guided.<name>``);
+* :mod:`lle_lib.losses.residual_cnn`: MSE + MAE of the residual CNN (``losses.residual_cnn.<name>``).
 """
-from . import kind, reference_guided  # noqa: F401
+from . import kind, reference_guided, residual_cnn  # noqa: F401
 from .zero_dce import (  # noqa: F401
     SMOOTHNESS_TERMS,
     ZERO_DCE_PP_WEIGHTS,

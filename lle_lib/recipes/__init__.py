@@ -30,6 +30,17 @@ def training_and_validation(run: config.RunContext, *, size: int | None = None, 
     return first_items(train, train_items), first_items(val, val_items)
 
 
+def selected_network(run_dir, build, module: str = "net", dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """The network a run selected, for export: ``build()`` loaded with ``module``'s weights from ``run_dir``'s
+    ``best.pt`` (the epoch chosen on validation), rounded to ``dtype`` as it will be stored, in eval mode."""
+    from ..weights import round_weights
+
+    checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
+    network = build()
+    network.load_state_dict(checkpoint["modules"][module])
+    return round_weights(network, dtype).eval()
+
+
 def single_phase(make_trainer):
     """The registry's ``phase_trainers`` hook of a method trained in one phase by ``make_trainer(recipe, run)``."""
     def phase_trainers(recipe, run: config.RunContext):

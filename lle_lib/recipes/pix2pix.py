@@ -25,8 +25,8 @@ from ..losses.pix2pix import L1_WEIGHT, discriminator_loss, generator_loss, reco
 from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
 from ..train import Task, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
 from ..methods import LearnedMethod, register
-from ..weights import round_weights, save_weights
-from . import card_scores, single_phase, single_run_card, training_and_validation, training_curves
+from ..weights import save_weights
+from . import card_scores, selected_network, single_phase, single_run_card, training_and_validation, training_curves
 
 
 @dataclass(frozen=True)
@@ -200,10 +200,7 @@ def export_weights(run_dir: str | Path, recipe: Pix2PixRecipe, weights_path: str
     as a plain state_dict with a JSON card, after scoring it on the test split (reported, never used for
     selection). The discriminator is not shipped. ``dtype=torch.float16`` stores half the bytes
     (:func:`lle_lib.weights.save_weights`); the card then scores the rounded weights."""
-    checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
-    generator = recipe.build_generator()
-    generator.load_state_dict(checkpoint["modules"][recipe.evaluated])
-    round_weights(generator, dtype).eval()
+    generator = selected_network(run_dir, recipe.build_generator, recipe.evaluated, dtype=dtype)
     run = run or RunContext()
     test = load_paired("test", run.data_dir, seed=run.seed)
     report = evaluate(lambda image: enhance_pix2pix(generator, image), test, name="pix2pix", progress=False).summary

@@ -32,8 +32,11 @@ from ..models.layers import pad_to_multiple
 from ..models.reference_guided import DOWNSAMPLINGS, ReferenceGuidedNet, enhance_with_reference
 from ..progress import progress_bar
 from ..train import Task, Trainer, linear_decay
-from ..weights import round_weights, save_weights
-from . import card_scores, first_items, single_phase, single_run_card, training_and_validation, training_curves
+from ..weights import save_weights
+from . import (
+    card_scores, first_items, selected_network, single_phase, single_run_card, training_and_validation,
+    training_curves,
+)
 
 
 @dataclass(frozen=True)
@@ -238,10 +241,7 @@ def export_weights(run_dir: str | Path, recipe: ReferenceGuidedRecipe, weights_p
     test split is scored twice, with that fixed reference (plain and GT-mean) and with each image's target as
     its reference (``_target_reference``, GT-informed), for the report only."""
     run = run or RunContext()
-    checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
-    network = recipe.build()
-    network.load_state_dict(checkpoint["modules"]["net"])
-    round_weights(network, dtype).eval()
+    network = selected_network(run_dir, recipe.build, dtype=dtype)
     val = first_items(load_paired("val", run.data_dir, seed=run.seed), recipe.val_items)
     references = choose_reference(network, val, progress=False)
     test = load_paired("test", run.data_dir, seed=run.seed)

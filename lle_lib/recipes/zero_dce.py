@@ -27,8 +27,8 @@ from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..methods import Control, LearnedMethod, register
 from ..models import DCENet, DCENetPP, enhance
 from ..train import Task, Trainer
-from ..weights import round_weights, save_weights
-from . import card_scores, single_phase, single_run_card, training_and_validation
+from ..weights import save_weights
+from . import card_scores, selected_network, single_phase, single_run_card, training_and_validation
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 
@@ -124,10 +124,7 @@ def export_weights(run_dir: str | Path, recipe: ZeroDCERecipe, weights_path: str
     plain state_dict with a JSON card, after a final evaluation on the test split, which is reported and never
     used for selection. ``dtype=torch.float16`` stores half the bytes; the card then scores the rounded weights."""
     run = run or RunContext()
-    checkpoint = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)
-    network = recipe.build_network()
-    network.load_state_dict(checkpoint["modules"]["net"])
-    round_weights(network, dtype).eval()
+    network = selected_network(run_dir, recipe.build_network, dtype=dtype)
     test = load_paired("test", run.data_dir, seed=run.seed)
     report = evaluate(lambda image: enhance(network, image), test, name=recipe.variant, progress=False).summary
     card = {
