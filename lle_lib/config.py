@@ -101,12 +101,15 @@ class RunContext:
     early_stopping: int | None = None
     plateau_patience: int | None = None
 
+    def training_rules(self) -> dict[str, int]:
+        """The validation-driven rules this run switches on, by name (empty when none is set)."""
+        return {name: value for name, value in (("early_stopping", self.early_stopping),
+                                                ("plateau_patience", self.plateau_patience)) if value is not None}
+
     def train_config(self, **settings):
         """The :class:`~lle_lib.train.TrainConfig` of a recipe's ``settings`` (epochs, batch size, monitor, ...)
         under this run: its seed, device, progress bars and, when set, its early stopping and plateau patience."""
         from .train import TrainConfig
 
-        rules = {name: value for name, value in (("early_stopping", self.early_stopping),
-                                                  ("plateau_patience", self.plateau_patience)) if value is not None}
         return TrainConfig(**{**settings, "seed": self.seed, "device": self.device, "progress": self.progress,
-                              **rules})
+                              **self.training_rules()})

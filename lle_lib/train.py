@@ -74,6 +74,11 @@ class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; training stops before the bad value reaches the weights or a checkpoint."""
 
 
+#: PyTorch's warning when a schedule steps in an epoch where its optimizer did not (an idle optimizer, a
+#: fast-forwarded schedule): the schedule follows the epoch count, so it is expected and silenced.
+SCHEDULER_BEFORE_OPTIMIZER = r"Detected call of `lr_scheduler\.step\(\)` before"
+
+
 @dataclass
 class TrainConfig:
     """How to train, independently of what is trained.
@@ -640,7 +645,7 @@ class Trainer:
         with warnings.catch_warnings():
             # A recipe may leave an optimizer idle for whole epochs (pix2pix's discriminator during its warm-up);
             # its schedule still follows the epoch count, so PyTorch's "step before optimizer.step()" warning is moot.
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            warnings.filterwarnings("ignore", message=SCHEDULER_BEFORE_OPTIMIZER)
             for scheduler in self.schedulers.values():
                 if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step()
@@ -815,7 +820,7 @@ class Trainer:
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             return
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            warnings.filterwarnings("ignore", message=SCHEDULER_BEFORE_OPTIMIZER)
             for _ in range(epochs - scheduler.last_epoch):  # none if it is already there
                 scheduler.step()
 

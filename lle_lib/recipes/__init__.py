@@ -91,8 +91,7 @@ def single_run_card(run_dir, recipe, run: config.RunContext, *, training_data_no
 
 def training_rules(run: config.RunContext) -> dict:
     """The run's validation-driven rules for a weight card, when any was switched on (``{}`` otherwise)."""
-    rules = {name: getattr(run, name) for name in ("early_stopping", "plateau_patience")
-             if getattr(run, name) is not None}
+    rules = run.training_rules()
     return {"training_rules": rules} if rules else {}
 
 

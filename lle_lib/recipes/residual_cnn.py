@@ -27,11 +27,10 @@ from ..config import RunContext
 from ..data import PairedBatches, load_paired
 from ..evaluate import PROTOCOL, evaluate
 from ..histogram import HistogramRegressor, feature_names
-from ..images import to_tensor
+from ..images import to_image, to_tensor
 from ..losses.residual_cnn import mse_mae_loss
 from ..methods import LearnedMethod, register
 from ..models.residual_cnn import ResidualCNN, enhance
-from ..progress import progress_bar
 from ..train import Task, Trainer
 from ..weights import save_weights
 from . import card_scores, selected_network, single_phase, single_run_card, training_and_validation, training_curves
@@ -100,17 +99,17 @@ PRESETS = {
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _numpy(image: torch.Tensor) -> np.ndarray:
-    return image.permute(1, 2, 0).numpy()
+def numpy_pairs(pairs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The dark images and the targets of ``pairs`` (items ``{"low", "high"}``) as two lists of NumPy images."""
+    items = [pairs[index] for index in range(len(pairs))]
+    return [to_image(item["low"]) for item in items], [to_image(item["high"]) for item in items]
 
 
 def fit_histogram(regressor: HistogramRegressor, pairs, *, threshold: float | None = None,
-                  seed: int = 0, progress: bool = False) -> HistogramRegressor:
+                  seed: int = 0) -> HistogramRegressor:
     """Fit ``regressor`` on every pair of ``pairs`` (items ``{"low", "high"}`` of ``(3, H, W)`` tensors, whole
     images): pass the **training** split, never the validation or test split. Returns the regressor."""
-    items = [pairs[index] for index in progress_bar(range(len(pairs)), desc="percentiles", disable=not progress)]
-    return regressor.fit([_numpy(item["low"]) for item in items], [_numpy(item["high"]) for item in items],
-                         threshold=threshold, seed=seed)
+    return regressor.fit(*numpy_pairs(pairs), threshold=threshold, seed=seed)
 
 
 class PreparedPairs(Dataset):
@@ -127,7 +126,7 @@ class PreparedPairs(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = dict(self.base[index])
-        item["low"] = to_tensor(self.prepare(_numpy(item["low"])))[0]
+        item["low"] = to_tensor(self.prepare(to_image(item["low"])))[0]
         return item
 
 
@@ -235,7 +234,7 @@ def protocol_steps(network: ResidualCNN, train, val, test, *, batch_size: int = 
     from ..models.residual_cnn import refine
 
     def tensors(images):
-        return [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))) for image in images]
+        return [to_tensor(image)[0] for image in images]
 
     outputs = {}
 
@@ -265,11 +264,6 @@ def protocol_steps(network: ResidualCNN, train, val, test, *, batch_size: int = 
     return table
 
 
-def _numpy_pairs(pairs) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    items = [pairs[index] for index in range(len(pairs))]
-    return [_numpy(item["low"]) for item in items], [_numpy(item["high"]) for item in items]
-
-
 def export_weights(run_dir: str | Path, recipe: ResidualCNNRecipe, weights_path: str | Path,
                    run: RunContext | None = None, *, dtype: torch.dtype | None = None) -> dict:
     """Ship the best validation epoch (``best.pt``) as a plain state_dict (the regressor's trees included) with a
@@ -295,8 +289,8 @@ def export_weights(run_dir: str | Path, recipe: ResidualCNNRecipe, weights_path:
         alone = evaluate(lambda image: preprocessing_only(network, image), test, name="preprocessing",
                          progress=False).summary
         card.update(card_scores(alone, suffix="_preprocessing_only"))
-        steps = protocol_steps(network, _numpy_pairs(load_paired("train", run.data_dir, seed=run.seed)),
-                               _numpy_pairs(load_paired("val", run.data_dir, seed=run.seed)), _numpy_pairs(test))
+        steps = protocol_steps(network, numpy_pairs(load_paired("train", run.data_dir, seed=run.seed)),
+                               numpy_pairs(load_paired("val", run.data_dir, seed=run.seed)), numpy_pairs(test))
         card["protocol_steps"] = {name: {"preprocessing_alone": round(float(row.iloc[0]), 3),
                                          "network": round(float(row.iloc[1]), 3)} for name, row in steps.iterrows()}
     return save_weights(network, weights_path, card, dtype=dtype)
