@@ -231,6 +231,68 @@ def ssim_gt_mean(output, target):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Where the error comes from
+# --------------------------------------------------------------------------------------------------------------
+
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """``10 log10(L^2 / MSE)`` for a mean squared error already computed; ``inf`` for 0."""
+    return float("inf") if mse <= 0 else float(10 * np.log10(data_range ** 2 / mse))
+
+
+def brightness_error_split(output, target) -> dict[str, float]:
+    """Split one image's mean squared error into a **brightness** part and the **rest**.
+
+    With ``e = o - t`` over all pixels and channels, the mean of the squares is the square of the mean plus the
+    variance:
+
+    .. math:: \\mathrm{MSE} = \\underbrace{(\\bar o - \\bar t)^2}_{\\text{brightness}}
+              + \\underbrace{\\mathrm{Var}(o - t)}_{\\text{structure}}.
+
+    The first term is what a single added constant could fix: the output is too dark or too bright *as a whole*.
+    The second is everything else: noise, colour, local contrast, blur. Returns ``mse``, ``brightness``,
+    ``structure``, ``brightness_share`` (the first term over the MSE; 0 for a perfect output), ``psnr`` and
+    ``psnr_right_brightness``: the PSNR of the same output shifted by a constant to the target's mean (its
+    structure term alone; an *additive* shift, unlike the multiplicative rescaling of :func:`gt_mean_rescale`,
+    and without clipping, so an upper bound on what a brightness fix alone could give).
+    Both images NumPy ``(H, W, 3)`` or tensors ``(3, H, W)``, of the same size, in [0, 1].
+    """
+    out = _as_numpy_image(output, "output")
+    tgt = _as_numpy_image(target, "target")
+    if out.shape != tgt.shape:
+        raise ValueError(f"output and target differ in shape: output {out.shape}, target {tgt.shape}.")
+    error = out - tgt
+    mse = float(np.mean(error ** 2))
+    brightness = float(np.mean(error)) ** 2
+    structure = max(mse - brightness, 0.0)
+    return {"mse": mse, "brightness": brightness, "structure": structure,
+            "brightness_share": brightness / mse if mse > 0 else 0.0,
+            "psnr": psnr_from_mse(mse), "psnr_right_brightness": psnr_from_mse(structure)}
+
+
+def psnr_at_brightness(split: dict[str, float], target_mean: float, mean: float) -> float:
+    """The PSNR an output would reach if it were shifted by a constant to the mean brightness ``mean``, keeping its
+    structure error (``split`` from :func:`brightness_error_split`): ``-10 log10((mean - t_mean)^2 + structure)``.
+    With ``mean`` chosen once for every image, this bounds what *any* single fixed brightness can give the same
+    network."""
+    return psnr_from_mse((mean - target_mean) ** 2 + split["structure"])
+
+
+def best_single_brightness(splits: list[dict[str, float]], target_means, *, step: float = 0.001) -> float:
+    """The one mean brightness ``m`` in [0, 1] (on a grid of ``step``) that maximises the mean over images of
+    :func:`psnr_at_brightness`: the best that a method giving every image the same brightness could do, keeping
+    its structure errors. Choose it on a validation split, never on the test pairs."""
+    if len(splits) != len(target_means) or not splits:
+        raise ValueError(f"need one split per target mean, and at least one: {len(splits)} splits, "
+                         f"{len(target_means)} target means")
+    grid = np.arange(0.0, 1.0 + step / 2, step)
+    structure = np.array([split["structure"] for split in splits])
+    means = np.asarray(target_means, dtype=np.float64)
+    mse = (grid[:, None] - means[None, :]) ** 2 + structure[None, :]
+    mean_psnr = -10 * np.log10(np.maximum(mse, 1e-20)).mean(axis=1)
+    return float(grid[int(np.argmax(mean_psnr))])
+
+
+# --------------------------------------------------------------------------------------------------------------
 # No-reference measures
 # --------------------------------------------------------------------------------------------------------------
 

@@ -289,3 +289,64 @@ def test_local_variance_of_flat_and_checkered_arrays():
     assert np.allclose(metrics.local_variance(np.full((9, 9), 0.3)), 0)
     checker = (np.indices((15, 15)).sum(axis=0) % 2).astype(float)
     assert metrics.local_variance(checker)[7, 7] == pytest.approx((25 / 49) * (24 / 49))
+
+
+def test_brightness_split_of_a_constant_offset_is_all_brightness():
+    target = photo("astronaut", 100, 100, 40, 60).astype(np.float64) * 0.8
+    split = metrics.brightness_error_split(target + 0.1, target)
+    assert split["mse"] == pytest.approx(0.01)
+    assert split["brightness"] == pytest.approx(0.01)
+    assert split["brightness_share"] == pytest.approx(1.0)
+    assert split["psnr"] == pytest.approx(20.0)
+    assert split["psnr_right_brightness"] > 100          # only rounding left once the offset is removed
+
+
+def test_brightness_split_of_zero_mean_noise_is_all_structure_and_the_parts_add_up():
+    rng = np.random.default_rng(0)
+    target = np.full((64, 64, 3), 0.5)
+    signs = np.where(rng.random(target.shape) < 0.5, -1.0, 1.0)
+    signs -= signs.mean()                                  # exactly zero mean
+    split = metrics.brightness_error_split(target + 0.05 * signs, target)
+    assert split["brightness"] == pytest.approx(0.0, abs=1e-20)
+    assert split["brightness_share"] == pytest.approx(0.0, abs=1e-12)
+    assert split["psnr_right_brightness"] == pytest.approx(split["psnr"])
+    # A mixture: offset 0.1 plus that noise; the parts add up to the MSE and each is what was put in.
+    mixed = metrics.brightness_error_split(target + 0.1 + 0.05 * signs, target)
+    assert mixed["brightness"] == pytest.approx(0.01)
+    assert mixed["structure"] == pytest.approx(split["mse"])
+    assert mixed["mse"] == pytest.approx(mixed["brightness"] + mixed["structure"])
+    assert mixed["psnr"] == pytest.approx(psnr(target + 0.1 + 0.05 * signs, target))
+
+
+def test_psnr_at_brightness_keeps_the_structure_and_moves_the_mean():
+    rng = np.random.default_rng(1)
+    target = rng.uniform(0.2, 0.6, (32, 32, 3))
+    output = target + 0.03 * rng.standard_normal(target.shape) - 0.2        # too dark by 0.2, noisy
+    split = metrics.brightness_error_split(output, target)
+    target_mean = mean_brightness(target)
+    right = metrics.psnr_at_brightness(split, target_mean, target_mean)
+    assert right == pytest.approx(split["psnr_right_brightness"])
+    # Its own brightness gives back its own PSNR; any other brightness is worse than the right one.
+    own = metrics.psnr_at_brightness(split, target_mean, mean_brightness(output))
+    assert own == pytest.approx(split["psnr"])
+    assert metrics.psnr_at_brightness(split, target_mean, target_mean + 0.05) < right
+    assert metrics.psnr_from_mse(0.0) == math.inf and metrics.psnr_from_mse(0.01) == pytest.approx(20.0)
+
+
+def test_brightness_split_refuses_mismatched_sizes():
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.brightness_error_split(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_best_single_brightness_sits_between_the_targets():
+    splits = [{"structure": 0.02}, {"structure": 0.02}]
+    assert metrics.best_single_brightness(splits, [0.4, 0.6]) == pytest.approx(0.5)
+    # An image whose structure error is already large matters less: the optimum moves toward the other.
+    uneven = [{"structure": 0.02}, {"structure": 0.2}]
+    assert metrics.best_single_brightness(uneven, [0.4, 0.6]) < 0.45
+    # The mean of PSNRs (of logarithms) rewards hitting one image exactly: with small structure errors the
+    # optimum leaves the middle for one of the targets.
+    sharp = [{"structure": 0.001}, {"structure": 0.001}]
+    assert abs(metrics.best_single_brightness(sharp, [0.4, 0.6]) - 0.5) > 0.05
+    with pytest.raises(ValueError, match="one split per target mean"):
+        metrics.best_single_brightness(splits, [0.4])
