@@ -6,4 +6,4 @@ Conventions (as in scikit-image): at the user-facing edges images are float32 Nu
 __version__ = "0.1.0"
 
 from .config import RunContext, data_dir, resolve_device, seed_everything  # noqa: F401
-from .images import ImageReadError, read_image, write_image, to_tensor, to_image  # noqa: F401
+from .images import ImageReadError, read_image, read_image_bytes, write_image, to_tensor, to_image  # noqa: F401

@@ -28,6 +28,7 @@ twice by Pillow, once for the high byte and once for the low byte of every sampl
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 import sys
@@ -143,10 +144,26 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     except OSError as err:
         raise ImageReadError(path, f"cannot be opened ({err.strerror or err})") from err
     with stream:
-        if _starts_with(stream, _TIFF_SIGNATURES):
-            samples, orientation = _decode_tiff(stream, path, max_pixels)
-        else:
-            samples, orientation = _decode_with_pillow(stream, path, max_pixels)
+        return _decode_stream(stream, path, max_pixels)
+
+
+def read_image_bytes(data: bytes, name: str = "upload", *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """:func:`read_image` for an image held in memory (an upload to the web app): the same formats, checks and
+    conversions, nothing written to disk. Errors are :class:`ImageReadError` named ``name`` (give a label, not a
+    path the user should not see)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageReadError(name, "the file is empty (0 bytes)")
+    return _decode_stream(io.BytesIO(data), name, max_pixels)
+
+
+def _decode_stream(stream: BinaryIO, path, max_pixels: int) -> np.ndarray:
+    """Decode an open binary stream (file or memory) into the float ``(H, W, 3)`` image ``read_image`` returns."""
+    if _starts_with(stream, _TIFF_SIGNATURES):
+        samples, orientation = _decode_tiff(stream, path, max_pixels)
+    else:
+        samples, orientation = _decode_with_pillow(stream, path, max_pixels)
     image = _as_rgb(_to_unit_range(samples, path))
     return np.ascontiguousarray(_apply_orientation(image, orientation))
 

@@ -56,7 +56,8 @@ class UnknownMethodError(KeyError):
 @dataclass(frozen=True)
 class Control:
     """One setting a method accepts at enhancement time (KinD's light level, Zero-DCE's iteration count, gamma's
-    exponent, a reference image). ``kind`` is ``int``, ``float`` or ``Path`` (a file that must exist);
+    exponent, a reference image). ``kind`` is ``int``, ``float`` or ``Path`` (an image: a file that must exist,
+or an image already read, a NumPy ``(H, W, 3)`` float array in [0, 1]);
     ``low``/``high`` bound numbers, both ends included; ``default`` is used when the caller gives none (``None``:
     read from the weights' card, see :attr:`LearnedMethod.card_defaults`). An ``optional`` control may stay
     ``None``: the method then uses a default of its own weights (the reference-guided method's reference, chosen
@@ -92,6 +93,11 @@ class Control:
         """``value`` converted to :attr:`kind` and checked against the range; ``ValueError`` names the valid range."""
         where = f"{method}: " if method else ""
         if self.kind is Path:
+            if isinstance(value, np.ndarray):          # an image already read (an upload to the web app)
+                try:
+                    return _check_image(value)
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"{where}{self.name}: {error}") from None
             path = Path(value).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"{where}{self.name}={str(value)!r}: no such file")

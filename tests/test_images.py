@@ -582,3 +582,29 @@ def test_to_image_rejects_bad_input(tensor, error, pattern):
 def test_to_image_moves_a_cuda_tensor_to_the_cpu():
     image = random_image(4, 4)
     np.testing.assert_array_equal(to_image(to_tensor(image).cuda()), image)
+
+
+@pytest.mark.parametrize("extension, kwargs", [(".png", {}), (".png", {"bit_depth": 16}), (".jpg", {}),
+                                               (".webp", {}), (".bmp", {}), (".tif", {"bit_depth": 16})])
+def test_read_image_bytes_gives_what_read_image_gives(tmp_path, extension, kwargs):
+    rng = np.random.default_rng(3)
+    path = tmp_path / f"photo{extension}"
+    write_image(path, rng.random((20, 30, 3)).astype(np.float32), **kwargs)
+    from_memory = images.read_image_bytes(path.read_bytes(), "upload 1")
+    assert from_memory.dtype == np.float32 and from_memory.shape == (20, 30, 3)
+    np.testing.assert_array_equal(from_memory, read_image(path))
+
+
+def test_read_image_bytes_errors_name_the_label_not_a_path(tmp_path):
+    with pytest.raises(ImageReadError, match=r"^upload 2: the file is empty"):
+        images.read_image_bytes(b"", "upload 2")
+    with pytest.raises(ImageReadError, match=r"^upload 3: .*not an image|^upload 3: "):
+        images.read_image_bytes(b"hello, world" * 10, "upload 3")
+    path = truncated_copy(tmp_path, ".png")
+    with pytest.raises(ImageReadError, match=r"^upload 4: .*truncated or corrupt") as err:
+        images.read_image_bytes(path.read_bytes(), "upload 4")
+    assert str(tmp_path) not in str(err.value)
+    with pytest.raises(ImageReadError, match=r"^bomb: the image is too large"):
+        images.read_image_bytes(png_header_only(100_000, 100_000), "bomb", max_pixels=10**11)
+    with pytest.raises(TypeError, match="must be bytes"):
+        images.read_image_bytes("not bytes")

@@ -238,6 +238,11 @@ def test_the_reference_control_through_enhance(tmp_path):
     assert got.shape == image.shape and np.allclose(got, expected, atol=1e-6)
     net.default_luminance.copy_(luminance_code(net, read_image(path)))
     assert np.allclose(methods.enhance("reference_guided", image, network=net), expected, atol=1e-5)
+    # An image already read (the web app's upload) is as good as its file, and checked like one.
+    in_memory = methods.enhance("reference_guided", image, network=net, reference=read_image(path))
+    assert np.array_equal(in_memory, got)
+    with pytest.raises(ValueError, match="reference: .*RGB image"):
+        methods.enhance("reference_guided", image, network=net, reference=np.zeros((8, 8), np.float32))
     with pytest.raises(FileNotFoundError, match="reference"):
         methods.enhance("reference_guided", image, network=net, reference=tmp_path / "missing.png")
     with pytest.raises(ValueError, match="strength"):

@@ -286,10 +286,13 @@ def _train(recipe: ReferenceGuidedRecipe, run: RunContext, out_dir: Path):
     return make_trainer(recipe, run, out_dir=out_dir).fit()
 
 
-def _enhance(network: ReferenceGuidedNet, image: np.ndarray, reference: Path | None = None,
+def _enhance(network: ReferenceGuidedNet, image: np.ndarray, reference: Path | np.ndarray | None = None,
              strength: float = 1.0) -> np.ndarray:
-    """The registry's ``apply``: the reference read from its file (any format :func:`lle_lib.read_image` reads)."""
-    return enhance_with_reference(network, image, None if reference is None else read_image(reference), strength)
+    """The registry's ``apply``: the reference read from its file (any format :func:`lle_lib.read_image` reads),
+    or given as an image already read."""
+    if reference is not None and not isinstance(reference, np.ndarray):
+        reference = read_image(reference)
+    return enhance_with_reference(network, image, reference, strength)
 
 
 register(LearnedMethod(
