@@ -5,6 +5,7 @@
     lle list                                              # every method, its family, weights and eval15 figures
     lle enhance zero_dce_pp photo.jpg -o out.png          # one photo
     lle enhance kind photos/ -o enhanced/ --light 3       # a folder, with a method's control
+    lle enhance zero_dce_pp clip.mp4 -o out.mp4           # a video: same frame rate, sound copied
     lle train zero_dce --preset quick --out runs/q --export q.pt      # resumable; --export writes weights + card
     lle evaluate kind gamma --split val                   # the book's table, plain and GT-mean columns
 
@@ -22,8 +23,9 @@ from pathlib import Path
 from . import methods
 from .config import RunContext
 
-#: What ``lle enhance`` writes when the output is a folder.
+#: What ``lle enhance`` writes when the output is a folder: images as PNG, videos as MP4 (H.264).
 OUTPUT_EXTENSION = ".png"
+VIDEO_OUTPUT_EXTENSION = ".mp4"
 
 
 def _option(name: str) -> str:
@@ -80,34 +82,53 @@ def list_methods(args) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _output_name(path: Path) -> Path:
+    """The output file name of an input: videos become ``.mp4``, images ``.png``."""
+    from .video import is_video
+
+    return path.with_suffix(VIDEO_OUTPUT_EXTENSION if is_video(path) else OUTPUT_EXTENSION)
+
+
 def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
-    """``(file, output name relative to the output folder)`` for every image given, folders searched recursively."""
-    from .images import list_images
+    """``(file, output name relative to the output folder)`` for every image or video given; folders are searched
+    recursively (hidden files and folders skipped), keeping their relative paths."""
+    from .images import IMAGE_EXTENSIONS, list_images
+    from .video import VIDEO_EXTENSIONS
 
     found = []
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
-            images = list_images(path, recursive=True)
-            if not images:
-                raise FileNotFoundError(f"{path}: no images in this folder")
-            found += [(image, image.relative_to(path).with_suffix(OUTPUT_EXTENSION)) for image in images]
+            media = sorted(set(list_images(path, recursive=True)) | set(_videos_in(path)))
+            if not media:
+                raise FileNotFoundError(f"{path}: no images or videos in this folder (images: "
+                                        f"{', '.join(IMAGE_EXTENSIONS)}; videos: {', '.join(VIDEO_EXTENSIONS)})")
+            found += [(item, _output_name(item.relative_to(path))) for item in media]
         elif path.is_file():
-            found.append((path, Path(path.name).with_suffix(OUTPUT_EXTENSION)))
+            found.append((path, _output_name(Path(path.name))))
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     return found
 
 
+def _videos_in(folder: Path) -> list[Path]:
+    from .video import is_video
+
+    return [path for path in folder.rglob("*") if is_video(path) and path.is_file()
+            and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+
+
 def _targets(inputs: list[tuple[Path, Path]], output: Path) -> list[tuple[Path, Path]]:
     from .images import IMAGE_EXTENSIONS
+    from .video import OUTPUT_EXTENSIONS
 
-    if len(inputs) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
+    single_file = output.suffix.lower() in IMAGE_EXTENSIONS + OUTPUT_EXTENSIONS and not output.is_dir()
+    if len(inputs) == 1 and single_file:
         return [(inputs[0][0], output)]
-    if output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
-        raise ValueError(f"-o {output}: {len(inputs)} images need an output folder, not a file name")
+    if single_file:
+        raise ValueError(f"-o {output}: {len(inputs)} inputs need an output folder, not a file name")
     if output.is_file():
-        raise ValueError(f"-o {output}: is a file; give a folder for several images")
+        raise ValueError(f"-o {output}: is a file; give a folder for several inputs")
     targets = [(source, output / name) for source, name in inputs]
     names = [target for _, target in targets]
     if len(set(names)) != len(names):
@@ -116,9 +137,21 @@ def _targets(inputs: list[tuple[Path, Path]], output: Path) -> list[tuple[Path, 
     return targets
 
 
+def _parse_tile(text: str):
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile takes auto, none or a side in pixels, not {text!r}") from None
+
+
 def enhance_files(args) -> int:
+    import time
+
     from .images import ImageReadError, read_image, write_image
     from .progress import progress_bar
+    from .video import VideoError, enhance_video, is_video
 
     method = methods.get(args.method)
     controls = {control.name: getattr(args, control.name) for control in method.controls}
@@ -127,8 +160,11 @@ def enhance_files(args) -> int:
     card = methods.load(method, args.weights, device=args.device)[1] if method.learned else {}
     method.checked_controls({k: v for k, v in controls.items() if v is not None},      # fail before the first image
                             method.card_defaults(card) if method.learned else {})
-    failed = []
-    for source, target in progress_bar(targets, desc=f"{method.name}", unit="image", disable=args.quiet):
+    videos = [(source, target) for source, target in targets if is_video(source)]
+    images = [(source, target) for source, target in targets if not is_video(source)]
+    failed, start = [], time.perf_counter()
+    for source, target in progress_bar(images, desc=f"{method.name}", unit="image",
+                                       disable=args.quiet or not images):
         if source.resolve() == target.resolve():
             failed.append(f"{source}: the output would overwrite the input")
             continue
@@ -137,12 +173,21 @@ def enhance_files(args) -> int:
         except (ImageReadError, OSError, ValueError) as error:
             failed.append(str(error))
             continue
-        write_image(target, methods.enhance(method, image, **options, **controls))
+        write_image(target, methods.enhance(method, image, tile=args.tile, **options, **controls))
+    for source, target in videos:
+        try:
+            enhance_video(method, source, target, smoothing=args.smoothing, progress=not args.quiet, **options,
+                          **controls)
+        except (VideoError, OSError, ValueError) as error:
+            failed.append(str(error))
     for message in failed:
         print(f"skipped: {message}", file=sys.stderr)
     written = len(targets) - len(failed)
     where = targets[0][1] if len(targets) == 1 else Path(args.output)
-    print(f"{method.name}: {written} of {len(targets)} image(s) written to {where}")
+    kinds = " and ".join(part for part in (f"{len(images)} image(s)" if images else "",
+                                           f"{len(videos)} video(s)" if videos else "") if part)
+    print(f"{method.name}: {written} of {kinds} written to {where} in {time.perf_counter() - start:.1f} s"
+          + (f"; {len(failed)} skipped (listed above)" if failed else ""))
     return 1 if failed else 0
 
 
@@ -156,10 +201,17 @@ def _add_enhance(subparsers) -> None:
         method = methods.get(name)
         sub = per_method.add_parser(name, help=f"{method.title}: {method.summary}",
                                     description=f"{method.title} ({method.family}; {method.summary}).")
-        sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+        sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or folders of them")
         sub.add_argument("-o", "--output", required=True,
-                         help=f"an image file for one input; otherwise a folder (outputs as {OUTPUT_EXTENSION}, "
-                              f"keeping the folders' structure)")
+                         help=f"an image (or video) file for one input; otherwise a folder (images as "
+                              f"{OUTPUT_EXTENSION}, videos as {VIDEO_OUTPUT_EXTENSION}, keeping the folders' "
+                              f"structure)")
+        sub.add_argument("--tile", type=_parse_tile, default="auto", metavar="auto|none|N",
+                         help="big photos in overlapping tiles of N pixels (auto: photos above 2 megapixels; "
+                              "bounds the memory; the output is the same)")
+        sub.add_argument("--smoothing", type=float, default=0.3, metavar="W",
+                         help="videos: weight of the newest frame in the moving averages that remove flicker "
+                              "(1: none; default 0.3)")
         if method.learned:
             sub.add_argument("--weights", help=f"shipped weights ({', '.join(method.shipped)}; default "
                                                f"{method.weights}) or a .pt file written by lle train --export")
@@ -305,6 +357,52 @@ def _add_evaluate(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# lle serve
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def serve_app(args) -> int:
+    from .app import Limits, serve       # Flask and waitress load here only: `lle` itself starts fast
+
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_in_flight=args.max_in_flight,
+                    queue=args.queue)
+    serve(args.host, args.port, threads=args.threads, device=args.device, limits=limits)
+    return 0
+
+
+def _add_serve(commands) -> None:
+    defaults = _serve_defaults()
+    parser = commands.add_parser("serve", help="a web page to enhance your own photos with any method",
+                                 description="Serve a web page (Flask under waitress) where you drop photos, pick a "
+                                             "method, compare before and after and download the results. It "
+                                             "listens on this machine only unless --host says otherwise.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 makes the app "
+                             "reachable from the network, with no login)")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument("--threads", type=int, default=4, help="request threads of waitress (default 4); photos are "
+                                                               "enhanced by separate workers")
+    parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
+                        help=f"largest request, a photo and its reference image (default {defaults.max_upload_mb:g})")
+    parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+                        help=f"largest photo in pixels, checked before decoding (default {defaults.max_pixels:,})")
+    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight,
+                        help=f"photos enhanced at the same time (default {defaults.max_in_flight}: each uses every "
+                             f"core)")
+    parser.add_argument("--queue", type=int, default=defaults.queue,
+                        help=f"photos accepted and waiting; beyond, 503 with Retry-After (default {defaults.queue})")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto, for learned methods")
+    parser.set_defaults(run=serve_app)
+
+
+def _serve_defaults():
+    """The app's default limits; :mod:`lle_lib.app` imports Flask only when the app is made, so this is quick."""
+    from .app import Limits
+
+    return Limits()
+
+
+# ----------------------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_enhance(commands)
     _add_train(commands)
     _add_evaluate(commands)
+    _add_serve(commands)
     return parser
 
 

@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .config import RunContext, cache_dir, resolve_device
+from .tiling import Prepared, Tiling, enhance_in_tiles
 
 #: The families a method belongs to, by what it learns from.
 FAMILIES = ("classical", "zero-reference", "paired", "reference-guided")
@@ -123,7 +124,9 @@ or an image already read, a NumPy ``(H, W, 3)`` float array in [0, 1]);
 class Method:
     """A registered enhancement method. ``apply(image, **controls)`` enhances one NumPy image ``(H, W, 3)`` in
     [0, 1] for a classical method; a :class:`LearnedMethod`'s ``apply(network, image, **controls)`` also takes its
-    network. ``title`` is the name tables show; ``summary`` one line for ``lle list``."""
+    network. ``title`` is the name tables show; ``summary`` one line for ``lle list``. ``tiling``
+    (:class:`lle_lib.tiling.Tiling`) says how a network runs on photos too big for one pass; None runs every
+    photo whole (the classical methods: NumPy on the whole image)."""
 
     name: str
     title: str
@@ -133,6 +136,7 @@ class Method:
     controls: tuple[Control, ...] = ()
     summary: str = ""
     module: str = ""
+    tiling: Tiling | None = None
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -509,7 +513,8 @@ def _check_image(image) -> np.ndarray:
 
 
 def enhance(method: str | Method, image: np.ndarray, *, network=None, weights: str | os.PathLike | None = None,
-            device: str = "cpu", **controls) -> np.ndarray:
+            device: str = "cpu", tile: int | str | None = "auto", progress: Callable[[int, int], None] | None = None,
+            **controls) -> np.ndarray:
     """Enhance one NumPy image ``(H, W, 3)`` in [0, 1] with any method of the book; float32 ``(H, W, 3)`` out.
 
     ``controls`` are the method's declared controls (``methods.get(name).controls``), checked against their
@@ -517,18 +522,72 @@ def enhance(method: str | Method, image: np.ndarray, *, network=None, weights: s
     (one you trained), else the weights named by ``weights`` (a shipped name or a file with a card; default the
     method's shipped weights), loaded once on ``device``; controls it is not given come from the card
     (KinD's light level chosen on validation) or from the control's default.
+
+    ``tile`` bounds the memory of a network on a big photo (the method's :attr:`Method.tiling`): ``"auto"`` cuts
+    photos above the method's ``auto_pixels`` (2 megapixels) into overlapping tiles and runs smaller ones whole;
+    an integer tiles with that core side whatever the size; None never tiles. Tiled and whole outputs agree
+    (exactly for most methods, to better than 40 dB for all: ``tests/test_tiling.py``). ``progress(done, total)``
+    is called after each tile (once at the end for a photo run whole).
     """
     method = get(method)
     image = _check_image(image)
     if not method.learned:
         if network is not None or weights is not None:
             raise ValueError(f"{method.name} is a classical method: it takes no network or weights")
-        return method.apply(image, **method.checked_controls(controls))
-    card = {}
-    if network is None:
-        network, card = load(method, weights, device=device)
-    values = method.checked_controls(controls, method.card_defaults(card))
-    return method.apply(network, image, **values)
+        output = method.apply(image, **method.checked_controls(controls))
+    else:
+        card = {}
+        if network is None:
+            network, card = load(method, weights, device=device)
+        values = method.checked_controls(controls, method.card_defaults(card))
+        side = _tile_side(method, image, tile)
+        if side is None:
+            output = method.apply(network, image, **values)
+        else:
+            return _enhance_tiled(method, network, image, side, values, progress)
+    if progress is not None:
+        progress(1, 1)
+    return output
+
+
+def _tile_side(method: Method, image: np.ndarray, tile: int | str | None) -> int | None:
+    """The core side of the tiles ``enhance(..., tile=tile)`` cuts ``image`` into, or None for one pass."""
+    if tile not in (None, "auto") and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise ValueError(f"tile must be 'auto', None (one pass) or a side in pixels of at least 1, not {tile!r}")
+    if tile is None or method.tiling is None:
+        return None
+    if tile == "auto":
+        return method.tiling.side if image.shape[0] * image.shape[1] > method.tiling.auto_pixels else None
+    return tile
+
+
+def _enhance_tiled(method: LearnedMethod, network, image: np.ndarray, side: int, values: dict,
+                   progress) -> np.ndarray:
+    """``method`` on ``image`` one tile at a time: :func:`enhance_prepared` with tiles of core ``side``."""
+    return enhance_prepared(method, network, image, values, side=side, progress=progress)
+
+
+def enhance_prepared(method: LearnedMethod, network, image: np.ndarray, values: dict, *, side: int | None = None,
+                     transform: Callable[[dict], dict] | None = None, progress=None) -> np.ndarray:
+    """A learned method in its two parts (:class:`lle_lib.tiling.Tiling`): the whole-image quantities once
+    (``tiling.prepare``: a curve map, a code, a histogram match), then ``tiling.run`` (default: the method's
+    ``apply``) on each tile with its halo (:func:`lle_lib.tiling.enhance_in_tiles`). ``values`` are the checked
+    controls; ``side`` the tiles' core side (None: the whole image as one tile); ``transform`` may change the
+    whole-image quantities before the tiles use them (video smoothing averages them over frames)."""
+    tiling = method.tiling
+    if tiling is None:
+        raise ValueError(f"{method.name} declares no tiling: it runs on whole images only")
+    prepared = tiling.prepare(network, image, **values) if tiling.prepare is not None else Prepared(image)
+    extra = transform(prepared.values) if transform is not None else prepared.values
+    if tiling.run is not None:
+        def run(tile, box, **kwargs):
+            return tiling.run(network, tile, box, **kwargs)
+    else:
+        def run(tile, box, **kwargs):
+            return method.apply(network, tile, **kwargs)
+    height, width = image.shape[:2]
+    tiles = tiling.tiles(height, width, side or max(height, width))
+    return enhance_in_tiles(run, prepared.image, tiles, progress=progress, **values, **extra)
 
 
 def enhancer(method: str | Method, **kwargs) -> Callable[[np.ndarray], np.ndarray]:

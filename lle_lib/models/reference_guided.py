@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..images import to_image
+from ..images import to_image, to_tensor
 from .inference import run_on_image
 from .layers import NEGATIVE_SLOPE, pad_to_multiple
 
@@ -85,12 +85,17 @@ class ReferenceGuidedNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> Encoding:
         """The code ``z(x) = GAP(E(x))`` and the skips of a batch ``(N, 3, H, W)``, H and W multiples of 16."""
+        code_map, skips = self.code_map(x)
+        return Encoding(code_map.mean(dim=(2, 3)), skips)
+
+    def code_map(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``E(x)`` before the global average: ``(N, code_size, H / 16, W / 16)``, and the skips. Averaging the map
+        over a big photo tile by tile gives the same code as one pass (:func:`code_in_tiles`)."""
         skips = []
         for level, block in enumerate(self.down):
             x = block(x if level == 0 else F.max_pool2d(x, 2))
             skips.append(x)
-        code = self.to_code(F.max_pool2d(x, 2)).mean(dim=(2, 3))
-        return Encoding(code, tuple(skips))
+        return self.to_code(F.max_pool2d(x, 2)), tuple(skips)
 
     def split(self, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(luminance, content)``: the first ``luminance_size`` dimensions of a code, and the rest."""
@@ -184,3 +189,49 @@ def enhance_with_reference(network: ReferenceGuidedNet, image: np.ndarray, refer
         own = luminance_code(network, image)
         target = own + strength * (target - own)
     return enhance_with_luminance(network, image, target)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Photos of any size
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Pixels of context around a tile: enough for the output of a tile's core to equal the whole-image pass (the
+#: encoder's receptive field at the code's 1/16 grid; ``tests/test_tiling.py`` checks the agreement).
+TILE_HALO = 64
+
+
+def code_in_tiles(network: ReferenceGuidedNet, image: np.ndarray, tiles) -> torch.Tensor:
+    """``z(image) = GAP(E(image))`` of a photo of any size, one tile at a time: each tile (with its halo) is
+    encoded, the cells of the code map that fall in its core are summed, and the sum is divided by the number of
+    cells of the whole (padded) image. With tiles on the 16-pixel grid and a halo of at least the encoder's
+    receptive field (:data:`TILE_HALO`), this is the one-pass code up to float rounding, in the memory of a tile.
+    ``tiles`` from :func:`lle_lib.tiling.tile_grid` with ``multiple=16``; returns ``(1, code_size)`` on the CPU."""
+    cell = 2 ** DOWNSAMPLINGS
+    height, width = image.shape[:2]
+    rows, cols = -(-height // cell), -(-width // cell)
+    device = next(network.parameters()).device
+    total = torch.zeros(1, network.code_size, dtype=torch.float64)
+    with torch.no_grad():
+        for core, crop in tiles:
+            if (core.top - crop.top) % cell or (core.left - crop.left) % cell:
+                raise ValueError(f"tiles must lie on the {cell}-pixel grid (tile_grid(..., multiple={cell}))")
+            piece = to_tensor(np.ascontiguousarray(image[crop.top:crop.bottom, crop.left:crop.right]))
+            code_map = network.code_map(pad_to_multiple(piece.to(device), cell))[0]
+            top, left = (core.top - crop.top) // cell, (core.left - crop.left) // cell
+            bottom = top + -(-(core.bottom - core.top) // cell)
+            right = left + -(-(core.right - core.left) // cell)
+            total += code_map[:, :, top:bottom, left:right].double().sum(dim=(2, 3)).cpu()
+    return (total / (rows * cols)).float()
+
+
+def decode_tile(network: ReferenceGuidedNet, tile: np.ndarray, luminance: torch.Tensor, content: torch.Tensor
+                ) -> np.ndarray:
+    """One tile of a big photo: its skips, decoded with a code computed on the whole photo (:func:`code_in_tiles`
+    for the content, a reference's or the default luminance)."""
+    device = next(network.parameters()).device
+    height, width = tile.shape[:2]
+    with torch.no_grad():
+        padded = pad_to_multiple(to_tensor(tile).to(device), 2 ** DOWNSAMPLINGS)
+        _, skips = network.code_map(padded)
+        output = network.decode(luminance.to(device).reshape(1, -1), content.to(device).reshape(1, -1), skips)
+    return to_image(output[0, :, :height, :width].clamp(0, 1).float().cpu())

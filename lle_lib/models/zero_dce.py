@@ -401,6 +401,93 @@ def enhance(model: nn.Module, image: np.ndarray, iterations: int | None = None, 
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Zero-DCE++ on photos of any size
+# --------------------------------------------------------------------------------------------------------------
+
+#: ``scale=0`` (auto) shrinks a photo to at least this many pixels before estimating its curve. LOL's 600x400
+#: images (240,000 pixels, what the shipped networks were trained on) keep scale 1, so their figures do not change;
+#: a 1200x900 photo gets 3, a 12-megapixel photo 11 (the authors used 12 on 1200x900 images). The curve map is
+#: smooth, so a small copy is enough to estimate it, and the network's cost stops growing with the photo.
+AUTO_SCALE_PIXELS = 100_000
+
+
+def auto_scale(height: int, width: int, pixels: int = AUTO_SCALE_PIXELS) -> int:
+    """The largest shrink factor that keeps ``height x width`` at ``pixels`` or more:
+    ``max(1, floor(sqrt(H W / pixels)))``."""
+    return max(1, math.floor(math.sqrt(height * width / pixels)))
+
+
+def _half_pixel_taps(length: int, small: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For bilinear shrinking of ``length`` samples to ``small`` with ``align_corners=False`` (PyTorch's rule:
+    output ``j`` reads input ``(j + 0.5) length / small - 0.5``, clamped at 0): the two input indices each output
+    reads and the weight of the second."""
+    position = np.maximum((np.arange(small) + 0.5) * (length / small) - 0.5, 0.0)
+    below = np.minimum(np.floor(position).astype(np.int64), length - 1)
+    above = np.minimum(below + 1, length - 1)
+    return below, above, (position - below).astype(np.float32)
+
+
+def shrink_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` ``(H, W, 3)`` shrunk to ``size`` exactly as ``F.interpolate(..., mode="bilinear",
+    align_corners=False)`` (no antialiasing) would, but reading only the two rows and columns each output pixel
+    needs: no full-size copy of a big photo is made (PyTorch would first copy it to channels-first)."""
+    rows_below, rows_above, row_weight = _half_pixel_taps(image.shape[0], size[0])
+    cols_below, cols_above, col_weight = _half_pixel_taps(image.shape[1], size[1])
+    rows = image[rows_below] * (1 - row_weight)[:, None, None] + image[rows_above] * row_weight[:, None, None]
+    return (rows[:, cols_below] * (1 - col_weight)[None, :, None]
+            + rows[:, cols_above] * col_weight[None, :, None]).astype(np.float32)
+
+
+def shrunk_curve_map(model: DCENetPP, image: np.ndarray, scale: int) -> torch.Tensor:
+    """Zero-DCE++'s curve map of a whole photo at ``1 / scale`` of its size, ``(1, 3, ceil(H / s), ceil(W / s))``:
+    the photo shrunk as :meth:`DCENetPP.estimate_shared_curve_map` shrinks it (:func:`shrink_bilinear`) and run
+    through the network. Enlarge any part of it with :func:`curve_map_region`."""
+    height, width = image.shape[:2]
+    parameter = next(model.parameters())
+    small = shrink_bilinear(np.asarray(image, dtype=np.float32), (math.ceil(height / scale), math.ceil(width / scale)))
+    with torch.no_grad():
+        batch = torch.from_numpy(small).permute(2, 0, 1)[None].contiguous()
+        return model.estimate_curve_maps(batch.to(parameter.device, parameter.dtype)).float().cpu()
+
+
+def curve_map_region(small_map: torch.Tensor, size: tuple[int, int], box) -> torch.Tensor:
+    """The part ``box`` (top, bottom, left, right) of ``small_map`` ``(1, 3, h, w)`` enlarged to the photo's
+    ``size`` with bilinear interpolation and ``align_corners=True``, as :meth:`DCENetPP.estimate_shared_curve_map`
+    enlarges it whole (output row ``i`` reads the small map at ``i (h - 1) / (H - 1)``), computed for the box
+    alone with ``grid_sample`` at exactly those positions: the same values to about 1e-5. Channels last:
+    ``(bottom - top, right - left, 3)``."""
+    top, bottom, left, right = box
+    (height, width), (small_height, small_width) = size, small_map.shape[-2:]
+
+    def normalised(start, stop, length, small):        # grid_sample's [-1, 1] coordinates, corners aligned
+        if length == 1 or small == 1:
+            return torch.full((stop - start,), -1.0)
+        return (torch.arange(start, stop, dtype=torch.float64) * 2 / (length - 1) - 1).float()
+
+    ys = normalised(top, bottom, height, small_height)
+    xs = normalised(left, right, width, small_width)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+    region = F.grid_sample(small_map, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return region[0].permute(1, 2, 0).contiguous()
+
+
+def enhance_tile_with_map(tile: np.ndarray, small_map: torch.Tensor, size: tuple[int, int], box,
+                          iterations: int) -> np.ndarray:
+    """One tile of a big photo, channels last: its part of the curve map enlarged (:func:`curve_map_region`), and
+    ``LE <- LE + A (LE - LE^2)`` (:func:`light_enhancement_curve`, rearranged) ``iterations`` times in place, on
+    a tile small enough to stay in the CPU's cache. Returns float32 ``(h, w, 3)``."""
+    curve = curve_map_region(small_map, size, box)
+    x = torch.from_numpy(np.array(tile, dtype=np.float32))        # a copy: the input stays as it was
+    scratch = torch.empty_like(x)
+    for _ in range(iterations):
+        torch.mul(x, x, out=scratch)
+        torch.sub(x, scratch, out=scratch)
+        scratch.mul_(curve)
+        x.add_(scratch)
+    return x.clamp_(0, 1).numpy()
+
+
+# --------------------------------------------------------------------------------------------------------------
 # The authors' weights
 # --------------------------------------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from ..models.kind import (DecompositionNet, IlluminationAdjustNet, KinD, Restor
                            illumination_ratio, relight)
 from ..train import Task, Trainer
 from ..methods import Control, LearnedMethod, register
+from ..tiling import Tiling
 from ..weights import round_weights, save_weights
 from . import card_scores, first_items, hardware_description, training_and_validation, training_rules
 
@@ -509,4 +510,7 @@ register(LearnedMethod(
     recipe=KinDRecipe, presets=PRESETS, shipped=SHIPPED, weights="kind", build=KinDRecipe.build,
     train=_train, export=export_weights, phase_trainers=_phase_trainers,
     card_defaults=lambda card: {"light": card.get("fixed_ratio")},
-    protocols={"_target_ratio": evaluate_target_ratio}))
+    protocols={"_target_ratio": evaluate_target_ratio},
+    # every layer is local; the restoration U-Net pools 4 times (a 16-pixel grid) and sees about 128 pixels:
+    # with that halo tiled and whole outputs are the same up to float rounding
+    tiling=Tiling(halo=128, multiple=16)))

@@ -25,6 +25,7 @@ from ..losses.pix2pix import L1_WEIGHT, discriminator_loss, generator_loss, reco
 from ..models.pix2pix import PatchDiscriminator, UNetGenerator, enhance_pix2pix
 from ..train import Task, Trainer, WeightAverage, linear_decay, recalibrate_batchnorm
 from ..methods import LearnedMethod, register
+from ..tiling import Tiling
 from ..weights import save_weights
 from . import card_scores, selected_network, single_phase, single_run_card, training_and_validation, training_curves
 
@@ -243,4 +244,7 @@ register(LearnedMethod(
     summary="a U-Net generator trained with L1 and a PatchGAN discriminator on low/well-lit pairs",
     apply=enhance_pix2pix, recipe=Pix2PixRecipe, presets=PRESETS, shipped=SHIPPED, weights="pix2pix",
     build=Pix2PixRecipe.build_generator, train=_train, export=export_weights,
-    phase_trainers=single_phase(make_trainer)))
+    phase_trainers=single_phase(make_trainer),
+    # the shipped U-Net halves the image 7 times (a 128-pixel grid); a 256-pixel halo makes tiles agree with the
+    # whole-image pass to float rounding (measured: 157 dB on a 1200x1800 photo; 128 pixels gave 42 dB)
+    tiling=Tiling(halo=256, multiple=128)))

@@ -28,8 +28,10 @@ from ..evaluate import PROTOCOL, Evaluation, evaluate, score
 from ..images import read_image, to_image
 from ..losses.reference_guided import CODE_WEIGHT, COLOUR_WEIGHT, TRIPLET_MARGIN, reference_guided_loss
 from ..methods import Control, LearnedMethod, register
+from ..tiling import Prepared, Tiling
 from ..models.layers import pad_to_multiple
-from ..models.reference_guided import DOWNSAMPLINGS, ReferenceGuidedNet, enhance_with_reference
+from ..models.reference_guided import (DOWNSAMPLINGS, TILE_HALO, ReferenceGuidedNet, code_in_tiles, decode_tile,
+                                       enhance_with_reference)
 from ..progress import progress_bar
 from ..train import Task, Trainer, linear_decay
 from ..weights import save_weights
@@ -295,6 +297,30 @@ def _enhance(network: ReferenceGuidedNet, image: np.ndarray, reference: Path | n
     return enhance_with_reference(network, image, reference, strength)
 
 
+def _prepare_tiles(network: ReferenceGuidedNet, image: np.ndarray, reference: Path | np.ndarray | None = None,
+                   strength: float = 1.0) -> Prepared:
+    """The code is global: the photo's (and the reference's) averaged over every tile first (:func:`code_in_tiles`),
+    then mixed as :func:`enhance_with_reference` mixes it; each tile is decoded with it."""
+    luminance_own, content = network.split(code_in_tiles(network, image, TILING.tiles(*image.shape[:2])))
+    if reference is None:
+        target = network.default_luminance.detach().float().cpu()[None]
+    else:
+        if not isinstance(reference, np.ndarray):
+            reference = read_image(reference)
+        target = network.split(code_in_tiles(network, reference, TILING.tiles(*reference.shape[:2])))[0]
+    if strength != 1.0:
+        target = luminance_own + strength * (target - luminance_own)
+    return Prepared(image, {"luminance": target, "content": content})
+
+
+def _decode_tile(network: ReferenceGuidedNet, tile: np.ndarray, box, luminance, content, **controls) -> np.ndarray:
+    return decode_tile(network, tile, luminance, content)
+
+
+#: Big photos: the code from every tile, then each tile decoded with it (tiles on the encoder's 16-pixel grid).
+TILING = Tiling(halo=TILE_HALO, multiple=2 ** DOWNSAMPLINGS, prepare=_prepare_tiles, run=_decode_tile)
+
+
 register(LearnedMethod(
     name="reference_guided", title="Reference-guided", paper="wang2022shed", family="reference-guided",
     module=__name__,
@@ -308,4 +334,4 @@ register(LearnedMethod(
     recipe=ReferenceGuidedRecipe, presets=PRESETS, shipped=SHIPPED, weights="reference_guided",
     build=ReferenceGuidedRecipe.build, train=_train, export=export_weights,
     phase_trainers=single_phase(make_trainer),
-    protocols={"_target_reference": evaluate_target_reference}))
+    protocols={"_target_reference": evaluate_target_reference}, tiling=TILING))

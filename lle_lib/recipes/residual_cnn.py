@@ -30,7 +30,8 @@ from ..histogram import HistogramRegressor, feature_names
 from ..images import to_image, to_tensor
 from ..losses.residual_cnn import mse_mae_loss
 from ..methods import LearnedMethod, register
-from ..models.residual_cnn import ResidualCNN, enhance
+from ..tiling import Prepared, Tiling
+from ..models.residual_cnn import ResidualCNN, enhance, refine
 from ..train import Task, Trainer
 from ..weights import save_weights
 from . import card_scores, selected_network, single_phase, single_run_card, training_and_validation, training_curves
@@ -321,6 +322,15 @@ def _train(recipe: ResidualCNNRecipe, run: RunContext, out_dir: Path):
     return make_trainer(recipe, run, out_dir=out_dir).fit()
 
 
+def _prepare_tiles(network: ResidualCNN, image: np.ndarray) -> Prepared:
+    """The histogram match is global (percentiles of the whole photo): once, before the tiles."""
+    return Prepared(network.prepare(image))
+
+
+def _refine_tile(network: ResidualCNN, tile: np.ndarray, box) -> np.ndarray:
+    return refine(network, tile)
+
+
 register(LearnedMethod(
     name="residual_cnn", title="Residual CNN", paper="koenker1978regression", family="paired",
     module=__name__,
@@ -328,4 +338,6 @@ register(LearnedMethod(
     apply=enhance,
     recipe=ResidualCNNRecipe, presets=PRESETS, shipped=SHIPPED, weights="residual_cnn",
     build=ResidualCNNRecipe.build, train=_train, export=export_weights,
-    phase_trainers=single_phase(make_trainer)))
+    phase_trainers=single_phase(make_trainer),
+    # 18 stride-1 3x3 convolutions on the longest path: an output pixel sees 18 pixels around it
+    tiling=Tiling(halo=32, prepare=_prepare_tiles, run=_refine_tile)))

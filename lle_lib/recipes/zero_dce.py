@@ -25,7 +25,9 @@ from ..data import load_paired
 from ..evaluate import PROTOCOL, evaluate
 from ..losses import ZERO_DCE_PP_WEIGHTS, ZERO_DCE_WEIGHTS, zero_dce_loss
 from ..methods import Control, LearnedMethod, register
+from ..tiling import Prepared, Tiling
 from ..models import DCENet, DCENetPP, enhance
+from ..models.zero_dce import TILE_HALO, auto_scale, enhance_tile_with_map, shrunk_curve_map
 from ..train import Task, Trainer
 from ..weights import save_weights
 from . import card_scores, selected_network, single_phase, single_run_card, training_and_validation
@@ -190,7 +192,9 @@ def _train(recipe: ZeroDCERecipe, run: RunContext, out_dir: Path):
 
 
 def _enhance_pp(network: DCENetPP, image, iterations: int, scale: int):
-    """Zero-DCE++ at another ``scale`` than it was built with: a shallow copy shares the weights."""
+    """Zero-DCE++ at another ``scale`` than it was built with: a shallow copy shares the weights. ``scale=0``
+    picks :func:`~lle_lib.models.zero_dce.auto_scale` for the photo's size (1 for LOL's images)."""
+    scale = scale or auto_scale(*image.shape[:2])
     if scale != network.scale_factor:
         network = copy.copy(network)
         network.scale_factor = scale
@@ -199,10 +203,24 @@ def _enhance_pp(network: DCENetPP, image, iterations: int, scale: int):
 
 ITERATIONS = Control("iterations", int, 8, 1, 8, "how many of the 8 curves to apply: fewer, less brightening")
 
+
+def _prepare_pp_tiles(network: DCENetPP, image, iterations: int, scale: int) -> Prepared:
+    """At scale 1 the curve map is local (tiles with a 7-pixel halo are exact); above it the map is estimated once
+    on the whole photo, shrunk, and each tile enlarges its own part of it."""
+    scale = scale or auto_scale(*image.shape[:2])
+    small_map = None if scale == 1 else shrunk_curve_map(network, image, scale)
+    return Prepared(image, {"small_map": small_map, "size": image.shape[:2]})
+
+
+def _enhance_pp_tile(network: DCENetPP, tile, box, iterations: int, scale: int, small_map, size):
+    if small_map is None:
+        return _enhance_pp(network, tile, iterations, 1)
+    return enhance_tile_with_map(tile, small_map, size, box, iterations)
+
 register(LearnedMethod(
     name="zero_dce", title="Zero-DCE", paper="guo2020zero", family="zero-reference", module=__name__,
     summary="a small CNN estimates 8 pixel-wise curves, trained on dark images alone",
-    apply=enhance, controls=(ITERATIONS,),
+    apply=enhance, controls=(ITERATIONS,), tiling=Tiling(halo=TILE_HALO),
     recipe=ZeroDCERecipe, presets=PRESETS, fixed={"variant": "zero_dce"},
     shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce"}, weights="zero_dce",
     build=ZeroDCERecipe.build_network, train=_train, export=export_weights,
@@ -212,8 +230,10 @@ register(LearnedMethod(
     name="zero_dce_pp", title="Zero-DCE++", paper="li2021learning", family="zero-reference", module=__name__,
     summary="Zero-DCE with one shared curve, separable convolutions and curves estimated on a shrunk copy",
     apply=_enhance_pp,
-    controls=(ITERATIONS, Control("scale", int, 1, 1, 32, "estimate the curve on a copy shrunk by this factor: "
-                                                          "faster on big photos")),
+    controls=(ITERATIONS, Control("scale", int, 0, 0, 32, "estimate the curve on a copy shrunk by this factor "
+                                                          "(faster on big photos); 0: shrink to about LOL's size, "
+                                                          "0.3 megapixels")),
+    tiling=Tiling(halo=TILE_HALO, prepare=_prepare_pp_tiles, run=_enhance_pp_tile),
     recipe=ZeroDCERecipe, presets={name: replace(recipe, variant="zero_dce_pp") for name, recipe in PRESETS.items()},
     fixed={"variant": "zero_dce_pp"},
     shipped={name: recipe for name, recipe in SHIPPED.items() if recipe.variant == "zero_dce_pp"},
