@@ -107,7 +107,9 @@ or an image already read, a NumPy ``(H, W, 3)`` float array in [0, 1]);
             if self.kind is int and (isinstance(value, float) and not float(value).is_integer()):
                 raise ValueError
             converted = self.kind(value)
-        except (TypeError, ValueError):
+            if isinstance(converted, float) and not np.isfinite(converted):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{where}{self.name}={value!r} is not a valid {self.kind.__name__} "
                              f"({self.describe()})") from None
         if (self.low is not None and converted < self.low) or (self.high is not None and converted > self.high):

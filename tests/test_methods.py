@@ -105,6 +105,9 @@ def test_control_checks_types_and_ranges():
         level.check(2.5)
     with pytest.raises(ValueError, match="not a valid float"):
         level.check("bright")
+    for not_finite in ("nan", float("nan"), "inf", float("-inf")):
+        with pytest.raises(ValueError, match="not a valid float"):
+            level.check(not_finite)
     count = Control("count", int, 1, 1, 8)
     with pytest.raises(ValueError, match="not a valid int"):
         count.check(2.5)

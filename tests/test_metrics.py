@@ -350,3 +350,18 @@ def test_best_single_brightness_sits_between_the_targets():
     assert abs(metrics.best_single_brightness(sharp, [0.4, 0.6]) - 0.5) > 0.05
     with pytest.raises(ValueError, match="one split per target mean"):
         metrics.best_single_brightness(splits, [0.4])
+
+
+def test_colour_cast_ignores_brightness_and_sees_a_tint():
+    target = photo("astronaut", 100, 100, 40, 60).astype(np.float64)
+    assert metrics.colour_cast(target * 0.3, target) == pytest.approx(0.0, abs=1e-12)
+    grey = np.full((8, 8, 3), 0.2)
+    np.testing.assert_allclose(metrics.chromaticity(grey), [1 / 3] * 3)
+    assert metrics.chromaticity(np.zeros((4, 4, 3))) == pytest.approx([1 / 3] * 3)
+    warm = np.clip(target * np.array([1.3, 1.0, 0.7]), 0, 1)
+    cast = metrics.colour_cast(warm, target)
+    assert cast > 0.05
+    # chromaticities add up to 1, so the cast of a pure red against a pure blue is sqrt(2)
+    red, blue = np.zeros((2, 2, 3)), np.zeros((2, 2, 3))
+    red[..., 0], blue[..., 2] = 1, 1
+    assert metrics.colour_cast(red, blue) == pytest.approx(np.sqrt(2))
