@@ -404,17 +404,22 @@ def enhance(model: nn.Module, image: np.ndarray, iterations: int | None = None, 
 # Zero-DCE++ on photos of any size
 # --------------------------------------------------------------------------------------------------------------
 
-#: ``scale=0`` (auto) shrinks a photo to at least this many pixels before estimating its curve. LOL's 600x400
-#: images (240,000 pixels, what the shipped networks were trained on) keep scale 1, so their figures do not change;
-#: a 1200x900 photo gets 3, a 12-megapixel photo 11 (the authors used 12 on 1200x900 images). The curve map is
-#: smooth, so a small copy is enough to estimate it, and the network's cost stops growing with the photo.
-AUTO_SCALE_PIXELS = 100_000
+#: ``scale=0`` (auto) estimates the curve of photos up to this many pixels at full resolution: LOL's 600x400 images
+#: (240,000 pixels, what the shipped networks were trained on) keep scale 1, so their figures do not change.
+AUTO_SCALE_FULL = 300_000
+
+#: Larger photos are shrunk to at most this many pixels first: a 1200x900 photo by 5, a 12-megapixel photo by 16
+#: (the authors used 12 on 1200x900 images). The curve map is smooth, so a small copy is enough to estimate it,
+#: and the network's time and memory stop growing with the photo.
+AUTO_SCALE_PIXELS = 50_000
 
 
-def auto_scale(height: int, width: int, pixels: int = AUTO_SCALE_PIXELS) -> int:
-    """The largest shrink factor that keeps ``height x width`` at ``pixels`` or more:
-    ``max(1, floor(sqrt(H W / pixels)))``."""
-    return max(1, math.floor(math.sqrt(height * width / pixels)))
+def auto_scale(height: int, width: int) -> int:
+    """The shrink factor of ``scale=0``: 1 up to :data:`AUTO_SCALE_FULL` pixels, else the smallest factor that
+    brings ``height x width`` to :data:`AUTO_SCALE_PIXELS` or fewer, ``ceil(sqrt(H W / AUTO_SCALE_PIXELS))``."""
+    if height * width <= AUTO_SCALE_FULL:
+        return 1
+    return math.ceil(math.sqrt(height * width / AUTO_SCALE_PIXELS))
 
 
 def _half_pixel_taps(length: int, small: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -231,8 +231,8 @@ register(LearnedMethod(
     summary="Zero-DCE with one shared curve, separable convolutions and curves estimated on a shrunk copy",
     apply=_enhance_pp,
     controls=(ITERATIONS, Control("scale", int, 0, 0, 32, "estimate the curve on a copy shrunk by this factor "
-                                                          "(faster on big photos); 0: automatic, the largest "
-                                                          "factor that keeps 0.1 megapixels (LOL's 600x400 images "
+                                                          "(faster on big photos); 0: automatic, photos above "
+                                                          "0.3 megapixels shrunk to 0.05 (LOL's 600x400 images "
                                                           "stay whole)")),
     tiling=Tiling(halo=TILE_HALO, prepare=_prepare_pp_tiles, run=_enhance_pp_tile),
     recipe=ZeroDCERecipe, presets={name: replace(recipe, variant="zero_dce_pp") for name, recipe in PRESETS.items()},
