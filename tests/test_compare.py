@@ -1,0 +1,61 @@
+"""lle_lib.compare: the paired bootstrap and the FLOP counts, on inputs with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lle_lib import compare
+
+
+def test_a_consistent_small_lead_is_real_and_a_coin_toss_is_not():
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(20, 3, size=15)                 # images differ far more than the methods
+    ahead = compare.paired_bootstrap(difficulty + 0.3 + rng.normal(0, 0.05, 15), difficulty)
+    assert ahead.real and ahead.low > 0 and ahead.share_positive > 0.99
+    assert ahead.mean == pytest.approx(0.3, abs=0.05)
+    coin = compare.paired_bootstrap(difficulty + rng.choice([-1.0, 1.0], size=15), difficulty)
+    assert not coin.real and coin.low < 0 < coin.high
+    # unpaired, the same lead would drown in the images' spread: pairing is what makes it visible
+    unpaired_spread = np.std(difficulty) * np.sqrt(2 / 15)
+    assert ahead.high - ahead.low < unpaired_spread
+
+
+def test_the_interval_is_symmetric_around_the_mean_and_widens_with_confidence():
+    a = np.arange(10, dtype=float)
+    b = a - np.linspace(-1, 3, 10)
+    narrow = compare.paired_bootstrap(a, b, confidence=0.5)
+    wide = compare.paired_bootstrap(a, b, confidence=0.99)
+    assert wide.low < narrow.low < narrow.mean < narrow.high < wide.high
+    assert narrow.mean == pytest.approx(1.0)
+    swapped = compare.paired_bootstrap(b, a, confidence=0.99)
+    assert swapped.low == pytest.approx(-wide.high) and swapped.high == pytest.approx(-wide.low)
+
+
+def test_bootstrap_refuses_bad_input():
+    with pytest.raises(ValueError, match="equally long"):
+        compare.paired_bootstrap([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="finite"):
+        compare.paired_bootstrap([1, np.inf], [1, 2])
+    with pytest.raises(ValueError, match="confidence"):
+        compare.paired_bootstrap([1, 2], [1, 2], confidence=1.5)
+
+
+def test_flops_of_a_convolution_are_two_per_multiply_add():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    x = torch.zeros(1, 3, 20, 30)
+    assert compare.count_flops(conv, x) == 2 * (3 * 8 * 9) * 20 * 30
+    linear = torch.nn.Linear(16, 4, bias=False)
+    assert compare.count_flops(linear, torch.zeros(5, 16)) == 2 * 16 * 4 * 5
+
+
+def test_flops_per_megapixel_of_the_shipped_networks():
+    # Zero-DCE's DCE-Net: 7 convolutions of 3x3, 32 channels wide (with two concatenations), at full resolution
+    per_pixel_macs = 9 * (3 * 32 + 32 * 32 * 3 + 64 * 32 * 2 + 64 * 24)
+    zero_dce = compare.flops_per_megapixel("zero_dce", size=(64, 80))
+    assert zero_dce == pytest.approx(2 * per_pixel_macs * 1e6, rel=1e-6)
+    assert compare.flops_per_megapixel("gamma") is None
+    # Zero-DCE++ estimates its curve on a copy shrunk by `scale`: 16 times fewer pixels, 16 times fewer FLOPs
+    full = compare.flops_per_megapixel("zero_dce_pp", size=(64, 80), scale=1)
+    shrunk = compare.flops_per_megapixel("zero_dce_pp", size=(64, 80), scale=4)
+    assert shrunk == pytest.approx(full / 16, rel=1e-6)
