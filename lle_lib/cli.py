@@ -8,6 +8,7 @@
     lle enhance zero_dce_pp clip.mp4 -o out.mp4           # a video: same frame rate, sound copied
     lle train zero_dce --preset quick --out runs/q --export q.pt      # resumable; --export writes weights + card
     lle evaluate kind gamma --split val                   # the book's table, plain and GT-mean columns
+    lle compare --methods all --split test --out results.csv   # every method, cost and significance
 
 Every option of ``lle enhance METHOD`` comes from the method's declared controls, and every option of
 ``lle train METHOD`` from its recipe dataclass (nested fields as ``--restoration.learning-rate``), so a new method
@@ -357,6 +358,58 @@ def _add_evaluate(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# lle compare
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def compare_command(args) -> int:
+    from .compare import compare_methods
+
+    names = "all" if args.methods in (["all"], None) else args.methods
+    for name in ([] if names == "all" else names):
+        methods.get(name)                              # an unknown name fails before any work
+    comparison = compare_methods(names, split=args.split, data_dir=args.data_dir, seed=args.seed,
+                                 limit=args.limit, flops=not args.no_flops, device=args.device,
+                                 progress=not args.quiet)
+    table, significance = comparison.table, comparison.significance(seed=args.seed)
+    out = Path(args.out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out)
+    per_image = out.with_name(out.stem + "_per_image.csv")
+    comparison.per_image.to_csv(per_image)
+    significance_path = out.with_name(out.stem + "_significance.csv")
+    significance.to_csv(significance_path)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        print(table.drop(columns=["training hardware"]).to_string())
+        print(f"\nPSNR differences to {significance.attrs['against']}, per image, with 95% paired bootstrap "
+              f"intervals (real: the interval excludes 0):")
+        print(significance.to_string())
+    print(f"\n{comparison.source}, {table.attrs['images']} images; protocol RGB in [0, 1], no border crop; GT-mean "
+          f"columns rescale each output to its target's mean (GT-informed). Written: {out}, {per_image.name}, "
+          f"{significance_path.name}")
+    return 0
+
+
+def _add_compare(subparsers) -> None:
+    parser = subparsers.add_parser("compare", help="every method on one split: quality, cost, significance",
+                                   description="Score methods (default: every registered one) and the unenhanced "
+                                               "input on a paired split, with parameters, FLOPs per megapixel and "
+                                               "training cost, and paired bootstrap intervals on the PSNR "
+                                               "differences; writes CSV files.")
+    parser.add_argument("--methods", nargs="+", default=["all"], metavar="METHOD",
+                        help="'all' (default) or names: " + ", ".join(methods.available()))
+    parser.add_argument("--split", choices=("test", "val"), default="test")
+    parser.add_argument("--out", default="results.csv", help="the table (CSV); the per-image PSNRs and the "
+                                                             "significance go beside it (default results.csv)")
+    parser.add_argument("--limit", type=int, help="only the first N images")
+    parser.add_argument("--no-flops", action="store_true", help="skip counting FLOPs")
+    _add_run_options(parser, device="cpu")
+    parser.set_defaults(run=compare_command)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # lle serve
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -416,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_enhance(commands)
     _add_train(commands)
     _add_evaluate(commands)
+    _add_compare(commands)
     _add_serve(commands)
     return parser
 

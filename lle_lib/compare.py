@@ -99,3 +99,93 @@ def flops_per_megapixel(method, size: tuple[int, int] = FLOP_SIZE, **controls) -
     image = np.full((*size, 3), 0.1, dtype=np.float32)
     flops = count_flops(methods.enhance, method, image, tile=None, **controls)
     return flops / (size[0] * size[1] / 1e6)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The comparison table
+# ----------------------------------------------------------------------------------------------------------------
+
+#: The row of the unenhanced input, the floor every method must clear.
+INPUT_ROW = "input (unenhanced)"
+
+
+@dataclass
+class Comparison:
+    """Every method on one split: ``table`` (one row per method: quality under both protocols, LOE, time, and the
+    cost columns) and ``per_image`` (one column of PSNR per method, one row per image), with ``source``."""
+
+    table: "pd.DataFrame"
+    per_image: "pd.DataFrame"
+    source: str
+
+    def significance(self, *, against: str | None = None, **bootstrap) -> "pd.DataFrame":
+        """Each method's PSNR difference to ``against`` (default: the best mean) per image, with its paired
+        bootstrap interval (:func:`paired_bootstrap`) and whether it is real."""
+        import pandas as pd
+
+        psnr = self.per_image.clip(upper=PSNR_CAP)
+        against = against or psnr.mean().idxmax()
+        rows = {}
+        for name in psnr.columns:
+            if name == against:
+                continue
+            interval = paired_bootstrap(psnr[name], psnr[against], **bootstrap)
+            rows[name] = {"difference (dB)": interval.mean, "low": interval.low, "high": interval.high,
+                          "resamples ahead": interval.share_positive, "real": interval.real}
+        table = pd.DataFrame(rows).T
+        table.attrs["against"] = against
+        return table
+
+
+#: Per-image PSNRs above this are capped before averaging differences (an exact match is infinite).
+PSNR_CAP = 100.0
+
+
+def _card_of(method) -> dict:
+    from .weights import PRETRAINED_DIR, read_card
+
+    return read_card(PRETRAINED_DIR / f"{method.weights}.pt") if method.learned else {}
+
+
+def compare_methods(names: Sequence[str] | str = "all", dataset=None, *, split: str = "test", data_dir=None,
+                    seed: int = 0, limit: int | None = None, flops: bool = True, device: str = "cpu",
+                    progress: bool = True) -> Comparison:
+    """Score every method in ``names`` (``"all"``: every registered method, found through the registry, so a new
+    method appears without edits) and the unenhanced input on one paired split, with their cost.
+
+    Columns: PSNR and SSIM (plain), PSNR and SSIM GT-mean (GT-informed: the output rescaled to the target's mean),
+    LOE, seconds per image on this machine, parameters, FLOPs per megapixel (:func:`flops_per_megapixel`), and the
+    training time and hardware from the weights' card."""
+    import pandas as pd
+
+    from . import methods
+    from .data import load_paired
+    from .evaluate import COLUMN_LABELS, evaluate, identity
+
+    names = methods.available() if names == "all" else list(names)
+    dataset = dataset if dataset is not None else load_paired(split, data_dir, seed=seed)
+    rows, per_image = {}, {}
+    for label, name in [(INPUT_ROW, None), *[(name, name) for name in names]]:
+        method = None if name is None else methods.get(name)
+        if method is None:
+            enhance = identity
+        elif method.learned:
+            enhance = methods.enhancer(method, device=device)
+        else:
+            enhance = methods.enhancer(method)
+        evaluation = evaluate(enhance, dataset, name=label, progress=progress, limit=limit)
+        per_image[label] = evaluation.per_image.set_index("image")["psnr"]
+        row = evaluation.summary.rename(COLUMN_LABELS).to_dict()
+        card = _card_of(method) if method is not None else {}
+        row.update({"family": method.family if method is not None else "",
+                    "parameters": card.get("parameters", 0 if method is not None and not method.learned else None),
+                    "GFLOPs / megapixel": (flops_per_megapixel(method) / 1e9 if flops and method is not None
+                                           and method.learned else None),
+                    "training (hours)": card["wall_time_seconds"] / 3600 if "wall_time_seconds" in card else None,
+                    "training hardware": card.get("hardware", "")})
+        rows[label] = row
+    table = pd.DataFrame(rows).T
+    table.index.name = "method"
+    source = getattr(dataset, "source", type(dataset).__name__)
+    table.attrs.update(source=source, images=len(next(iter(per_image.values()))))
+    return Comparison(table, pd.DataFrame(per_image), source)

@@ -59,3 +59,33 @@ def test_flops_per_megapixel_of_the_shipped_networks():
     full = compare.flops_per_megapixel("zero_dce_pp", size=(64, 80), scale=1)
     shrunk = compare.flops_per_megapixel("zero_dce_pp", size=(64, 80), scale=4)
     assert shrunk == pytest.approx(full / 16, rel=1e-6)
+
+
+def test_a_method_added_to_the_registry_appears_in_lle_compare(monkeypatch, tmp_path, capsys):
+    import pandas as pd
+
+    from lle_lib import cli, methods
+    from lle_lib.evaluate import evaluate
+    from lle_lib.data import load_paired
+
+    monkeypatch.delenv("LLE_DATA", raising=False)
+    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))     # registered for this test only
+
+    def twice(image):
+        return np.clip(2 * image, 0, 1)
+
+    methods.register(methods.Method(name="twice_as_bright", title="Twice as bright", paper="gonzalez2018digital",
+                                    family="classical", apply=twice, module="tests.test_compare"))
+    out = tmp_path / "results.csv"
+    status = cli.main(["compare", "--limit", "3", "--no-flops", "--quiet", "--out", str(out)])
+    assert status == 0
+    table = pd.read_csv(out, index_col="method")
+    assert set(methods.available()) | {"input (unenhanced)"} == set(table.index)
+    expected = evaluate(twice, load_paired("test", None), limit=3, progress=False).summary["psnr"]
+    assert table.loc["twice_as_bright", "PSNR (dB)"] == pytest.approx(expected)
+    per_image = pd.read_csv(tmp_path / "results_per_image.csv", index_col=0)
+    assert per_image.shape == (3, len(table)) and "twice_as_bright" in per_image.columns
+    significance = pd.read_csv(tmp_path / "results_significance.csv", index_col=0)
+    assert len(significance) == len(table) - 1 and "twice_as_bright" in capsys.readouterr().out
+    kind = table.loc["kind"]
+    assert kind["parameters"] > 1e6 and kind["training (hours)"] > 0 and kind["family"] == "paired"
