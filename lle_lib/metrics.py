@@ -384,6 +384,42 @@ def colour_cast(output, reference) -> float:
     return float(np.linalg.norm(chromaticity(output) - chromaticity(reference)))
 
 
+def noise_estimate(image) -> float:
+    """The standard deviation of an image's noise, estimated without a reference (Immerkaer, "Fast noise variance
+    estimation", Computer Vision and Image Understanding, 1996), on the luminance ``Y`` (BT.709):
+
+    .. math:: \\sigma = \\sqrt{\\pi / 2}\\, \\frac{1}{6 (W - 2)(H - 2)} \\sum |Y * N|,
+              \\quad N = \\begin{pmatrix} 1 & -2 & 1 \\\\ -2 & 4 & -2 \\\\ 1 & -2 & 1 \\end{pmatrix}.
+
+    ``N`` is the difference of two Laplacians: it cancels any image that is locally a plane, so on smooth regions
+    only the noise is left (``6 sigma`` is the scale of ``N`` applied to white noise). Edges and fine texture
+    count as noise too, so compare like with like: the same photo through different methods. For photos without
+    a target (``flat_region_noise`` needs one)."""
+    import scipy.ndimage
+
+    out = _as_numpy_image(image, "image")
+    luma = out @ np.array([0.2126, 0.7152, 0.0722])
+    if min(luma.shape) < 3:
+        raise ValueError(f"the image is too small to estimate noise ({luma.shape[1]}x{luma.shape[0]}; 3x3 at least)")
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    response = scipy.ndimage.convolve(luma, kernel, mode="nearest")[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(response).sum() / (6 * response.size))
+
+
+def colourfulness(image) -> float:
+    """How colourful an image looks (Hasler and Suesstrunk, "Measuring colourfulness in natural images", SPIE
+    2003), from the opponent channels ``rg = R - G`` and ``yb = (R + G) / 2 - B``:
+
+    .. math:: M = \\sqrt{\\sigma_{rg}^2 + \\sigma_{yb}^2} + 0.3 \\sqrt{\\mu_{rg}^2 + \\mu_{yb}^2}.
+
+    0 for any grey image. The paper works on 0-255 values, where about 33 is "moderately" and above 59 "quite"
+    colourful; here values in [0, 1] give those figures divided by 255."""
+    out = _as_numpy_image(image, "image")
+    rg = out[..., 0] - out[..., 1]
+    yb = 0.5 * (out[..., 0] + out[..., 1]) - out[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
 def local_variance(values: np.ndarray, size: int = 7) -> np.ndarray:
     """The variance of a 2-D array in a ``size`` x ``size`` window around each pixel (reflected at the borders):
     ``E[v^2] - E[v]^2`` with box means. 0 where the window is flat, large on texture and edges."""

@@ -365,3 +365,26 @@ def test_colour_cast_ignores_brightness_and_sees_a_tint():
     red, blue = np.zeros((2, 2, 3)), np.zeros((2, 2, 3))
     red[..., 0], blue[..., 2] = 1, 1
     assert metrics.colour_cast(red, blue) == pytest.approx(np.sqrt(2))
+
+
+def test_noise_estimate_recovers_added_noise_and_ignores_smooth_shading():
+    rng = np.random.default_rng(4)
+    rows, cols = np.mgrid[0:200, 0:300] / 300.0
+    ramp = np.repeat((0.2 + 0.5 * rows + 0.2 * cols)[..., None], 3, axis=-1)     # a smooth plane: no noise
+    assert metrics.noise_estimate(ramp) < 1e-6
+    grey_noise = rng.normal(0, 0.05, ramp.shape[:2])[..., None]                    # the same in every channel
+    assert metrics.noise_estimate(ramp + grey_noise) == pytest.approx(0.05, rel=0.05)
+    assert metrics.noise_estimate(ramp + 0.5 * grey_noise) == pytest.approx(0.025, rel=0.05)
+    with pytest.raises(ValueError, match="too small"):
+        metrics.noise_estimate(np.zeros((2, 5, 3)))
+
+
+def test_colourfulness_is_zero_for_grey_and_grows_with_saturation():
+    assert metrics.colourfulness(np.full((8, 8, 3), 0.4)) == pytest.approx(0.0)
+    photo_ = photo("astronaut", 0, 0, 128, 128).astype(np.float64)
+    grey = photo_.mean(axis=-1, keepdims=True)
+    washed = grey + 0.5 * (photo_ - grey)
+    assert 0 < metrics.colourfulness(washed) < metrics.colourfulness(photo_)
+    assert metrics.colourfulness(washed) == pytest.approx(0.5 * metrics.colourfulness(photo_), rel=1e-9)
+    red = np.zeros((4, 4, 3)); red[..., 0] = 1.0
+    assert metrics.colourfulness(red) == pytest.approx(0.3 * np.hypot(1.0, 0.5))
