@@ -15,7 +15,7 @@ Prints:
   encoding included.
 
 Each measurement runs in a fresh Python process so that its peak memory is its own (``VmHWM`` from
-``/proc/self/status``). The figure includes PyTorch itself: importing this CUDA build of torch takes about 0.5 GB of
+``/proc/self/status``; photos through ``lle_lib.compare.measure_cost``). The figure includes PyTorch itself: importing this CUDA build of torch takes about 0.5 GB of
 resident memory before any image is read, which the line "torch and the library" reports. Figures are printed,
 never asserted by the tests.
 """
@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,15 +37,6 @@ import numpy as np
 PHOTO_12MP = (3024, 4032)
 FRAME_4K = (2160, 3840)
 FRAME_720P = (720, 1280)
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory in MiB (VmHWM: reset by exec, so a child's own)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def dark_photo(height: int, width: int) -> np.ndarray:
@@ -72,30 +62,10 @@ def write_photo(folder: Path, height: int, width: int) -> Path:
     return path
 
 
-def child_photo(method: str, path: str, repeats: int) -> dict:
-    """In a fresh process: read the photo with the library, as a user's photo would be, and enhance it."""
-    from lle_lib import methods, read_image
-
-    if methods.get(method).learned:
-        methods.load(method)                   # the weights, once
-    setup = peak_rss_mib()
-    start = time.perf_counter()
-    image = read_image(path)
-    read_seconds = time.perf_counter() - start
-    times = []
-    for _ in range(repeats + (1 if repeats > 1 else 0)):       # one warm-up when repeating
-        start = time.perf_counter()
-        output = methods.enhance(method, image)
-        times.append(time.perf_counter() - start)
-        del output
-    times = times[1:] if repeats > 1 else times
-    return {"seconds": statistics.median(times), "read_seconds": read_seconds, "setup_mib": setup,
-            "peak_mib": peak_rss_mib()}
-
-
 def child_video(method: str, height: int, width: int, frames: int) -> dict:
     """In a fresh process: write a clip of ``frames`` dark frames, enhance it to another file, time it."""
     from lle_lib import video
+    from lle_lib.compare import peak_rss_mib
 
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "clip.mp4", Path(folder) / "out.mp4"
@@ -116,6 +86,7 @@ def run_child(*arguments: str) -> dict:
 def baseline() -> dict:
     """Peak memory of a process that imports torch and the library and discovers every method, and no more."""
     from lle_lib import methods
+    from lle_lib.compare import peak_rss_mib
 
     methods.available()
     return {"peak_mib": peak_rss_mib()}
@@ -126,14 +97,14 @@ def main() -> None:
     parser.add_argument("--only", choices=("12mp", "4k", "video"), help="one section only")
     parser.add_argument("--methods", nargs="+", help="the methods of the 4K section (default: every method)")
     parser.add_argument("--frames", type=int, default=50, help="frames of the 720p clip (default 50: 2 s at 25 fps)")
+    parser.add_argument("--json", help="also write every figure to this JSON file (the comparison chapter reads "
+                                       "benchmarks/results/apply_speed.json)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "baseline":
             print(json.dumps(baseline()))
-        elif kind == "photo":
-            print(json.dumps(child_photo(rest[0], rest[1], int(rest[2]))))
         else:
             print(json.dumps(child_video(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))))
         return
@@ -141,15 +112,21 @@ def main() -> None:
     import torch
 
     from lle_lib import methods
+    from lle_lib.compare import measure_cost
 
     print(f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__.split('+')[0]} "
           f"({torch.get_num_threads()} threads), CPU only")
+    from lle_lib.recipes import hardware_description
+
+    record = {"machine": f"{hardware_description()}; {os.cpu_count()} CPU cores", "date": time.strftime("%Y-%m-%d"),
+              "baseline": run_child("baseline")}
     print(f"torch and the library, every method discovered: peak resident memory "
-          f"{run_child('baseline')['peak_mib']:.0f} MiB")
+          f"{record['baseline']['peak_mib']:.0f} MiB")
     folder = Path(tempfile.mkdtemp(prefix="lle_apply_speed_"))
     if args.only in (None, "12mp"):
         height, width = PHOTO_12MP
-        result = run_child("photo", "zero_dce_pp", str(write_photo(folder, height, width)), "3")
+        result = measure_cost("zero_dce_pp", write_photo(folder, height, width), repeats=3)
+        record["12mp"] = result
         print(f"\n12 MP ({width}x{height}) through Zero-DCE++ (default controls, tile='auto'):")
         print(f"  enhance {result['seconds']:.2f} s (median of 3), reading the JPEG {result['read_seconds']:.2f} s; "
               f"peak resident memory {result['peak_mib']:.0f} MiB")
@@ -158,7 +135,8 @@ def main() -> None:
         print(f"\n4K ({width}x{height}), every method, one call each (tile='auto'):")
         path = write_photo(folder, height, width)
         for name in args.methods or methods.available():
-            result = run_child("photo", name, str(path), "1")
+            result = measure_cost(name, path)
+            record.setdefault("4k", {})[name] = result
             if "error" in result:
                 print(f"  {name:<24s} failed: {result['error']}")
             else:
@@ -166,11 +144,15 @@ def main() -> None:
     if args.only in (None, "video"):
         height, width = FRAME_720P
         result = run_child("video", "zero_dce_pp", str(height), str(width), str(args.frames))
+        record["video_720p"] = result
         if "error" in result:
             print(f"\nvideo: failed: {result['error']}")
         else:
             print(f"\nvideo, {width}x{height}, {args.frames} frames through Zero-DCE++ (decode, enhance, encode): "
                   f"{result['fps']:.1f} frames per second; peak resident memory {result['peak_mib']:.0f} MiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+        print(f"\nrecorded in {args.json}")
 
 
 if __name__ == "__main__":

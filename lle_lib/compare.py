@@ -189,3 +189,78 @@ def compare_methods(names: Sequence[str] | str = "all", dataset=None, *, split: 
     source = getattr(dataset, "source", type(dataset).__name__)
     table.attrs.update(source=source, images=len(next(iter(per_image.values()))))
     return Comparison(table, pd.DataFrame(per_image), source)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Time and memory, each in a fresh process
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM`` on Linux (reset by exec, so a child's own),
+    ``ru_maxrss`` elsewhere (which a child inherits from its parent: less precise)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    divisor = 2 ** 20 if sys.platform == "darwin" else 1024           # bytes on macOS, kilobytes on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / divisor
+
+
+def _measure_here(method: str, photo: str, repeats: int, device: str) -> dict:
+    """In the child: read the photo with the library, enhance it ``repeats`` times (after a warm-up when more
+    than one), report the median seconds, the read time and the peak memory."""
+    import statistics
+    import time
+
+    from . import methods
+    from .images import read_image
+
+    options = {"device": device} if methods.get(method).learned else {}
+    if options:
+        methods.load(method, device=device)
+    start = time.perf_counter()
+    image = read_image(photo)
+    read_seconds = time.perf_counter() - start
+    times = []
+    for _ in range(repeats + (1 if repeats > 1 else 0)):
+        start = time.perf_counter()
+        output = methods.enhance(method, image, **options)
+        times.append(time.perf_counter() - start)
+        del output
+    times = times[1:] if repeats > 1 else times
+    return {"seconds": statistics.median(times), "read_seconds": read_seconds, "peak_mib": peak_rss_mib()}
+
+
+def measure_cost(method: str, photo, *, repeats: int = 1, device: str = "cpu", timeout: float | None = None
+                 ) -> dict:
+    """Time and peak memory of ``methods.enhance(method, read_image(photo))`` (default controls,
+    ``tile="auto"``) in a fresh Python process, so that the memory is this call's alone (PyTorch and the library
+    included: about 0.6 GB for this CUDA build of torch before any photo). Returns ``seconds`` (median of
+    ``repeats``), ``read_seconds`` and ``peak_mib``, or ``error`` with the child's last line."""
+    import json
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-m", "lle_lib.compare", "--child", method, str(photo), str(repeats),
+                            device], capture_output=True, text=True, timeout=timeout)
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {child.returncode}"}
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":      # the child of measure_cost
+    import json
+    import sys
+
+    _, flag, child_method, child_photo, child_repeats, child_device = sys.argv
+    if flag != "--child":
+        raise SystemExit("usage: python -m lle_lib.compare --child METHOD PHOTO REPEATS DEVICE")
+    print(json.dumps(_measure_here(child_method, child_photo, int(child_repeats), child_device)))

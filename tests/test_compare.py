@@ -89,3 +89,15 @@ def test_a_method_added_to_the_registry_appears_in_lle_compare(monkeypatch, tmp_
     assert len(significance) == len(table) - 1 and "twice_as_bright" in capsys.readouterr().out
     kind = table.loc["kind"]
     assert kind["parameters"] > 1e6 and kind["training (hours)"] > 0 and kind["family"] == "paired"
+
+
+def test_cost_is_measured_in_a_fresh_process(tmp_path):
+    from lle_lib import write_image
+
+    photo = tmp_path / "dark.png"
+    write_image(photo, np.full((60, 80, 3), 0.1, dtype=np.float32))
+    cost = compare.measure_cost("gamma", photo, repeats=2)
+    assert cost["seconds"] > 0 and cost["read_seconds"] > 0
+    assert cost["peak_mib"] > 50            # a Python process with torch imported, whatever the machine
+    failed = compare.measure_cost("no_such_method", photo)
+    assert "no method named 'no_such_method'" in failed["error"]
