@@ -3,6 +3,7 @@
     python benchmarks/apply_speed.py                     # everything below (about 10 minutes on 2 cores)
     python benchmarks/apply_speed.py --only 12mp         # one section: 12mp, 4k, video
     python benchmarks/apply_speed.py --methods kind gamma --only 4k
+    python benchmarks/apply_speed.py --only 4k --size 4032x3024 --methods kind pix2pix   # 12 MP, every network
 
 Prints:
 
@@ -96,6 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("12mp", "4k", "video"), help="one section only")
     parser.add_argument("--methods", nargs="+", help="the methods of the 4K section (default: every method)")
+    parser.add_argument("--size", metavar="WxH", help="the size of the every-method section (default 3840x2160; "
+                                                     "4032x3024 for a 12-megapixel photo)")
     parser.add_argument("--frames", type=int, default=50, help="frames of the 720p clip (default 50: 2 s at 25 fps)")
     parser.add_argument("--json", help="also write every figure to this JSON file (the comparison chapter reads "
                                        "benchmarks/results/apply_speed.json)")
@@ -131,12 +134,13 @@ def main() -> None:
         print(f"  enhance {result['seconds']:.2f} s (median of 3), reading the JPEG {result['read_seconds']:.2f} s; "
               f"peak resident memory {result['peak_mib']:.0f} MiB")
     if args.only in (None, "4k"):
-        height, width = FRAME_4K
-        print(f"\n4K ({width}x{height}), every method, one call each (tile='auto'):")
+        height, width = (int(side) for side in reversed(args.size.split("x"))) if args.size else FRAME_4K
+        print(f"\n{'4K ' if (height, width) == FRAME_4K else ''}({width}x{height}), every method, one call each "
+              f"(tile='auto'):")
         path = write_photo(folder, height, width)
         for name in args.methods or methods.available():
             result = measure_cost(name, path)
-            record.setdefault("4k", {})[name] = result
+            record.setdefault(f"every_method_{width}x{height}", {})[name] = result
             if "error" in result:
                 print(f"  {name:<24s} failed: {result['error']}")
             else:
