@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lle_lib.compare import peak_rss_mib
 from lle_lib.models import DCENet, DCENetPP, enhance, load_official_weights
 from lle_lib.weights import count_subnormals
 
@@ -107,20 +107,6 @@ def subnormal_section(image: np.ndarray, device: str, repeats: int) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # Peak memory, in a fresh process
 # --------------------------------------------------------------------------------------------------------------
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory in MiB: VmHWM on Linux (reset by exec, unlike getrusage's ru_maxrss,
-    which a child inherits from its parent), ru_maxrss elsewhere."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    divisor = 2**20 if sys.platform == "darwin" else 1024  # bytes on macOS, kilobytes on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / divisor
 
 
 def peak_memory_child(network: str, width: int, height: int, device: str) -> None:

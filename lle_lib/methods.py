@@ -546,7 +546,7 @@ def enhance(method: str | Method, image: np.ndarray, *, network=None, weights: s
         if side is None:
             output = method.apply(network, image, **values)
         else:
-            return _enhance_tiled(method, network, image, side, values, progress)
+            return enhance_prepared(method, network, image, values, side=side, progress=progress)
     if progress is not None:
         progress(1, 1)
     return output
@@ -561,12 +561,6 @@ def _tile_side(method: Method, image: np.ndarray, tile: int | str | None) -> int
     if tile == "auto":
         return method.tiling.side if image.shape[0] * image.shape[1] > method.tiling.auto_pixels else None
     return tile
-
-
-def _enhance_tiled(method: LearnedMethod, network, image: np.ndarray, side: int, values: dict,
-                   progress) -> np.ndarray:
-    """``method`` on ``image`` one tile at a time: :func:`enhance_prepared` with tiles of core ``side``."""
-    return enhance_prepared(method, network, image, values, side=side, progress=progress)
 
 
 def enhance_prepared(method: LearnedMethod, network, image: np.ndarray, values: dict, *, side: int | None = None,

@@ -108,13 +108,12 @@ def frame_enhancer(method, *, smoothing: float | None = DEFAULT_SMOOTHING, weigh
         network, values = None, method.checked_controls(controls)
 
     def enhance(frame: np.ndarray) -> np.ndarray:
-        if smoother is None:
-            return methods.enhance(method, frame, network=network, **values) if method.learned else \
-                methods.enhance(method, frame, **values)
-        if method.learned:
+        if smoother is not None and method.learned:
             output = methods.enhance_prepared(method, network, frame, values, transform=smoother.values)
         else:
-            output = methods.enhance(method, frame, **values)
+            output = methods.enhance(method, frame, **({"network": network} if method.learned else {}), **values)
+        if smoother is None:
+            return output
         gain = smoother.brightness_gain(float(output.mean()))
         return np.clip(output * gain, 0, 1, out=output) if gain != 1.0 else output
 
