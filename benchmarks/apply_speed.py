@@ -32,7 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 #: The sizes measured: a 12-megapixel phone photo (4:3) and a 4K UHD frame.
 PHOTO_12MP = (3024, 4032)
@@ -40,37 +39,22 @@ FRAME_4K = (2160, 3840)
 FRAME_720P = (720, 1280)
 
 
-def dark_photo(height: int, width: int) -> np.ndarray:
-    """A dark photo of the given size: scikit-image's coffee photo (offline) enlarged, darkened to LOL's level
-    (mean about 0.06) and given sensor-like noise, as float32 (H, W, 3)."""
-    import skimage.data
-    from PIL import Image
-
-    photo = Image.fromarray(skimage.data.coffee()).resize((width, height), Image.BILINEAR)
-    image = np.asarray(photo, dtype=np.float32) / 255 * 0.15
-    noise = np.random.default_rng(0).normal(0, 0.01, size=image.shape).astype(np.float32)
-    return np.clip(image + noise, 0, 1)
-
-
 def write_photo(folder: Path, height: int, width: int) -> Path:
-    """The dark photo of that size as a JPEG in ``folder`` (written by the parent, so that making it does not
-    count in the measured process's memory)."""
-    from lle_lib import write_image
+    """The dark photo of that size (``lle_lib.compare.dark_photo``) as a JPEG, written by the parent so that making
+    it does not count in the measured process's memory."""
+    from lle_lib.compare import write_dark_photo
 
-    path = folder / f"photo_{width}x{height}.jpg"
-    if not path.exists():
-        write_image(path, dark_photo(height, width), quality=92)
-    return path
+    return write_dark_photo(folder, height, width)
 
 
 def child_video(method: str, height: int, width: int, frames: int) -> dict:
     """In a fresh process: write a clip of ``frames`` dark frames, enhance it to another file, time it."""
-    from lle_lib import video
+    from lle_lib import compare, video
     from lle_lib.compare import peak_rss_mib
 
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "clip.mp4", Path(folder) / "out.mp4"
-        video.write_test_clip(source, dark_photo(height, width), frames=frames, fps=25, noise=0.01)
+        video.write_test_clip(source, compare.dark_photo(height, width), frames=frames, fps=25, noise=0.01)
         start = time.perf_counter()
         video.enhance_video(method, source, target, progress=False)
         seconds = time.perf_counter() - start

@@ -9,6 +9,7 @@
     lle train zero_dce --preset quick --out runs/q --export q.pt      # resumable; --export writes weights + card
     lle evaluate kind gamma --split val                   # the book's table, plain and GT-mean columns
     lle compare --methods all --split test --out results.csv   # every method, cost and significance
+    lle download lime --data-dir ~/data                   # a dataset, checked (lle download --list: which)
 
 Every option of ``lle enhance METHOD`` comes from the method's declared controls, and every option of
 ``lle train METHOD`` from its recipe dataclass (nested fields as ``--restoration.learning-rate``), so a new method
@@ -456,6 +457,46 @@ def _serve_defaults():
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# lle download
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def download_dataset(args) -> int:
+    from .data import REGISTRY, DownloadError, download   # imports the registered entries (LOL, LIME, DICM)
+
+    if args.list:
+        width = max(map(len, REGISTRY))
+        for name in sorted(REGISTRY):
+            archive = REGISTRY[name]
+            print(f"{name:<{width}}  {archive.description}\n{'':<{width}}  licence: {archive.license}")
+        return 0
+    if args.name is None:
+        raise ValueError("name a dataset to download; lle download --list shows them")
+    try:
+        folder = download(args.name, args.data_dir, force=args.force, archive_path=args.archive,
+                          progress=not args.quiet)
+    except DownloadError as error:                          # the network or the archive: not the user's input
+        print(f"lle download: error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.name} is in {folder}")
+    return 0
+
+
+def _add_download(commands) -> None:
+    parser = commands.add_parser("download", help="download, check and unpack a dataset (--list: which)",
+                                 description="Download a dataset of the library's registry, check it and unpack it "
+                                             "into the data folder (it needs the network, unless --archive gives "
+                                             "a file downloaded by hand). A complete install is left alone.")
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the dataset (lle download --list shows them)")
+    parser.add_argument("--list", action="store_true", help="list the datasets, with their licences, and exit")
+    parser.add_argument("--data-dir", help="where to unpack (default: $LLE_DATA, else the cache's data folder)")
+    parser.add_argument("--force", action="store_true", help="download and unpack again even if it is complete")
+    parser.add_argument("--archive", metavar="PATH", help="install from this archive, downloaded by hand")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=download_dataset)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -471,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_compare(commands)
     _add_serve(commands)
+    _add_download(commands)
     return parser
 
 

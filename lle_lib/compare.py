@@ -12,6 +12,7 @@ Two questions every comparison table raises and few papers answer:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -192,6 +193,53 @@ def compare_methods(names: Sequence[str] | str = "all", dataset=None, *, split: 
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Photos without targets
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def enhance_all(names: Sequence[str] | str, images: Sequence[np.ndarray], *, device: str = "cpu",
+                progress: bool = True) -> dict[str, list[np.ndarray]]:
+    """Every method in ``names`` (``"all"``: every registered one) on every image, with default controls:
+    ``{name: [output, ...]}``, the unenhanced input first under :data:`INPUT_ROW`."""
+    from . import methods
+    from .progress import progress_bar
+
+    names = methods.available() if names == "all" else list(names)
+    outputs = {INPUT_ROW: [np.asarray(image, dtype=np.float32) for image in images]}
+    for name in progress_bar(names, desc="methods", disable=not progress):
+        enhance = methods.enhancer(name, device=device) if methods.get(name).learned else methods.enhancer(name)
+        outputs[name] = [enhance(image) for image in images]
+    return outputs
+
+
+def _no_reference_measures():
+    """The measures :func:`no_reference_table` reports, by column label: functions of (output, input)."""
+    from . import metrics
+
+    return {"mean brightness": lambda output, low: metrics.mean_brightness(output),
+            "LOE (lower is better)": lambda output, low: metrics.lightness_order_error(output, low),
+            "noise estimate": lambda output, low: metrics.noise_estimate(output),
+            "colourfulness": lambda output, low: metrics.colourfulness(output)}
+
+
+def no_reference_table(outputs: dict[str, list[np.ndarray]]) -> "pd.DataFrame":
+    """Measures that need no target, averaged over the photos, one row per method of :func:`enhance_all`'s
+    ``outputs``: mean brightness; LOE against the input (does the method keep the order of lightness?); the noise
+    estimate of Immerkaer (``metrics.noise_estimate``); colourfulness (Hasler and Suesstrunk). None of them says
+    which output is *right*: they describe how each method differs, photo by photo, from the others."""
+    import pandas as pd
+
+    inputs = outputs[INPUT_ROW]
+    measures = _no_reference_measures()
+    rows = {name: {label: float(np.mean([measure(output, low) for output, low in zip(images, inputs)]))
+                   for label, measure in measures.items()}
+            for name, images in outputs.items()}
+    table = pd.DataFrame(rows).T
+    table.index.name = "method"
+    return table
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Time and memory, each in a fresh process
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -254,6 +302,86 @@ def measure_cost(method: str, photo, *, repeats: int = 1, device: str = "cpu", t
         lines = child.stderr.strip().splitlines()
         return {"error": lines[-1] if lines else f"exit status {child.returncode}"}
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Every method's cost at two sizes, measured once and recorded with the machine
+# ----------------------------------------------------------------------------------------------------------------
+
+#: The sizes the comparison times every method at, as (height, width): a 1-megapixel photo and a 4K UHD frame.
+COST_SIZES = {"1200x900": (900, 1200), "3840x2160": (2160, 3840)}
+#: The record of :func:`measure_costs` that the library ships (written by ``benchmarks/method_costs.py``).
+COSTS_RECORD = Path(__file__).parent / "pretrained" / "method_costs.json"
+
+
+def dark_photo(height: int, width: int, *, seed: int = 0) -> np.ndarray:
+    """A dark photo of any size made offline: scikit-image's coffee photo enlarged, darkened to LOL's level (mean
+    about 0.06) and given sensor-like noise; float32 (H, W, 3) in [0, 1]. What the timings run on."""
+    import skimage.data
+    from PIL import Image
+
+    photo = Image.fromarray(skimage.data.coffee()).resize((width, height), Image.BILINEAR)
+    image = np.asarray(photo, dtype=np.float32) / 255 * 0.15
+    noise = np.random.default_rng(seed).normal(0, 0.01, size=image.shape).astype(np.float32)
+    return np.clip(image + noise, 0, 1)
+
+
+def write_dark_photo(folder, height: int, width: int) -> Path:
+    """:func:`dark_photo` as a JPEG in ``folder`` (once), as a camera would give it; returns its path."""
+    from .images import write_image
+
+    path = Path(folder) / f"dark_{width}x{height}.jpg"
+    if not path.exists():
+        write_image(path, dark_photo(height, width), quality=92)
+    return path
+
+
+def measure_costs(names: Sequence[str] | str = "all", sizes: dict[str, tuple[int, int]] = COST_SIZES, *,
+                  device: str = "cpu", progress: bool = True, timeout: float | None = None) -> dict:
+    """Time and peak memory of every method in ``names`` on a dark JPEG of each size in ``sizes``, each in a fresh
+    process (:func:`measure_cost`), with the machine and the date: a record for :func:`cost_columns`.
+
+    Every method runs with its default controls and ``tile="auto"``, as ``lle enhance`` runs it."""
+    import tempfile
+    import time
+
+    from . import methods
+    from .progress import progress_bar
+    from .recipes import hardware_description
+
+    names = methods.available() if names == "all" else list(names)
+    record = {"machine": hardware_description(), "date": time.strftime("%Y-%m-%d"), "device": device,
+              "sizes": {label: list(size) for label, size in sizes.items()}, "methods": {}}
+    with tempfile.TemporaryDirectory(prefix="lle_costs_") as folder:
+        photos = {label: write_dark_photo(folder, *size) for label, size in sizes.items()}
+        jobs = [(name, label) for name in names for label in sizes]
+        for name, label in progress_bar(jobs, desc="timing", disable=not progress):
+            record["methods"].setdefault(name, {})[label] = measure_cost(name, photos[label], device=device,
+                                                                        timeout=timeout)
+    return record
+
+
+def read_costs(path=COSTS_RECORD) -> dict:
+    """The record of :func:`measure_costs` stored at ``path`` (by default the one the library ships)."""
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
+def cost_columns(record: dict, names: Sequence[str]) -> "pd.DataFrame":
+    """One row per method in ``names``: seconds at each size of the record, and the peak memory at the largest;
+    empty (NaN) for a method the record does not hold (one registered after it was measured)."""
+    import pandas as pd
+
+    labels = list(record["sizes"])
+    largest = max(labels, key=lambda label: np.prod(record["sizes"][label]))
+    rows = {}
+    for name in names:
+        measured = record["methods"].get(name, {})
+        row = {f"seconds at {label}": measured.get(label, {}).get("seconds", np.nan) for label in labels}
+        row[f"peak MiB at {largest}"] = measured.get(largest, {}).get("peak_mib", np.nan)
+        rows[name] = row
+    return pd.DataFrame(rows).T
 
 
 if __name__ == "__main__":      # the child of measure_cost

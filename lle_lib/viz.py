@@ -30,10 +30,11 @@ def luminance(image: np.ndarray) -> np.ndarray:
 
 
 def show_images(images: Sequence, titles: Sequence[str] | None = None, *, ncols: int | None = None,
-                size: float = 3.2, suptitle: str | None = None):
+                size: float = 3.2, suptitle: str | None = None, fontsize: float | None = None):
     """Show images in a grid with optional titles; returns the matplotlib Figure.
 
-    Images may be NumPy (H, W, 3) arrays in [0, 1] or tensors; they are clipped for display only.
+    Images may be NumPy (H, W, 3) arrays in [0, 1] or tensors; they are clipped for display only. ``fontsize``
+    (points) overrides the default, which grows with the grid's width; smaller titles leave wide grids more room.
     """
     import matplotlib.pyplot as plt
 
@@ -44,7 +45,7 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, *, ncols:
     aspect = images[0].shape[0] / images[0].shape[1]
     # The page shows a figure at about 7.5 inches wide whatever its size: titles scale with the grid's width so
     # that they stay readable (about 12 px) once the figure is shrunk to the page.
-    fontsize = max(10.0, 1.2 * size * ncols)
+    fontsize = fontsize or max(10.0, 1.2 * size * ncols)
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
                              figsize=(size * ncols, size * aspect * nrows + (fontsize / 24 if titles else 0)))
     for ax in axes.flat:

@@ -101,3 +101,49 @@ def test_cost_is_measured_in_a_fresh_process(tmp_path):
     assert cost["peak_mib"] > 50            # a Python process with torch imported, whatever the machine
     failed = compare.measure_cost("no_such_method", photo)
     assert "no method named 'no_such_method'" in failed["error"]
+
+
+def test_costs_of_every_size_are_recorded_with_the_machine_and_read_back(tmp_path):
+    sizes = {"small": (40, 60), "larger": (80, 100)}
+    record = compare.measure_costs(["gamma", "no_such_method"], sizes, progress=False)
+    assert record["sizes"] == {"small": [40, 60], "larger": [80, 100]} and record["machine"] and record["date"]
+    assert set(record["methods"]["gamma"]) == {"small", "larger"}
+    assert all(result["seconds"] > 0 for result in record["methods"]["gamma"].values())
+    assert "error" in record["methods"]["no_such_method"]["small"]
+    columns = compare.cost_columns(record, ["gamma", "registered_later"])
+    assert list(columns.columns) == ["seconds at small", "seconds at larger", "peak MiB at larger"]
+    assert columns.loc["gamma", "peak MiB at larger"] == record["methods"]["gamma"]["larger"]["peak_mib"]
+    assert columns.loc["registered_later"].isna().all()        # not measured yet: shown empty, not dropped
+
+
+def test_the_shipped_cost_record_is_readable_and_names_its_machine():
+    record = compare.read_costs()
+    assert record["machine"] and set(record["sizes"]) == set(compare.COST_SIZES)
+    columns = compare.cost_columns(record, list(record["methods"]))
+    assert (columns.notna().all(axis=1)).any() and (columns.fillna(1) > 0).all().all()
+
+
+def test_dark_photo_is_dark_noisy_and_sized():
+    photo = compare.dark_photo(30, 50)
+    assert photo.shape == (30, 50, 3) and photo.dtype == np.float32
+    assert 0.02 < photo.mean() < 0.12 and photo.min() >= 0 and photo.max() <= 1
+
+
+def test_no_reference_measures_without_targets():
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.02, 0.2, 64, dtype=np.float32)
+    low = np.stack([np.tile(ramp, (48, 1)) * c for c in (1.0, 0.8, 0.6)], axis=-1)
+    noisy = np.clip(low * 3 + rng.normal(0, 0.05, low.shape), 0, 1).astype(np.float32)
+    flipped = low[:, ::-1] * 3                                    # brighter, but the order of lightness reversed
+    outputs = compare.enhance_all(["gamma"], [low], progress=False)
+    assert list(outputs) == [compare.INPUT_ROW, "gamma"]
+    outputs |= {"noisy": [noisy], "flipped": [flipped]}
+    table = compare.no_reference_table(outputs)
+    assert table.loc[compare.INPUT_ROW, "LOE (lower is better)"] == 0
+    assert table.loc["gamma", "LOE (lower is better)"] == 0      # a global curve keeps every order of lightness
+    assert table.loc["flipped", "LOE (lower is better)"] > 1000
+    assert table.loc["gamma", "mean brightness"] > table.loc[compare.INPUT_ROW, "mean brightness"]
+    assert table.loc["noisy", "noise estimate"] > 5 * table.loc["gamma", "noise estimate"]
+    assert table.loc["gamma", "colourfulness"] > 0
+    grey = compare.no_reference_table({compare.INPUT_ROW: [np.full((20, 20, 3), 0.3, np.float32)]})
+    assert grey.loc[compare.INPUT_ROW, "colourfulness"] == pytest.approx(0)

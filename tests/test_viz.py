@@ -142,3 +142,16 @@ def test_frame_slider_with_labels_shows_the_value_and_links_its_index():
     assert box.link.source == (slider, "index") and box.link.target == (stack, "selected_index")
     with pytest.raises(ValueError, match="distinct label per frame"):
         viz.frame_slider(frames(3), labels=["a", "a", "b"])
+
+
+def test_show_images_title_size_grows_with_the_grid_unless_given():
+    import matplotlib.pyplot as plt
+
+    images = [np.zeros((10, 15, 3), np.float32)] * 8
+    wide = viz.show_images(images, [str(i) for i in range(8)], ncols=8, size=2)
+    narrow = viz.show_images(images[:2], ["a", "b"], ncols=2, size=2)
+    given = viz.show_images(images, [str(i) for i in range(8)], ncols=8, size=2, fontsize=9)
+    sizes = [fig.axes[0].title.get_fontsize() for fig in (wide, narrow, given)]
+    assert sizes[0] > sizes[1] >= 10 and sizes[2] == 9
+    assert wide.get_size_inches()[0] == 16 and sum(not ax.axison for ax in wide.axes) == 8
+    plt.close("all")

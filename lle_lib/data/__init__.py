@@ -1,4 +1,5 @@
-"""Datasets for low-light enhancement: paired folders, LOL, synthetic pairs, augmentation, downloads.
+"""Datasets for low-light enhancement: paired folders, LOL, real photos (LIME, DICM), synthetic pairs,
+augmentation, downloads.
 
 Chapters usually need one call::
 
@@ -25,4 +26,13 @@ from .lol import (  # noqa: F401
 )
 from .batches import MEMORY_ENV, PairedBatches, memory_budget_mb  # noqa: F401
 from .synthetic import DarkeningParams, SyntheticPairs, darken  # noqa: F401
-from .downloader import REGISTRY, Archive, DownloadError, download, register, sha256_file  # noqa: F401
+from .downloader import (  # noqa: F401
+    REGISTRY,
+    Archive,
+    DownloadError,
+    download,
+    installed_checksums,
+    register,
+    sha256_file,
+)
+from .real_photos import RealPhotos, has_real_photos, load_real_photos  # noqa: F401  (registers "lime", "dicm")

@@ -7,8 +7,12 @@ process is killed halfway:
 * the file is written to ``<name>.part`` and only renamed to its final name (``os.replace``, atomic
   on one file system) once its length and, when known, its sha256 are right; a failed attempt
   deletes the ``.part`` and is retried;
-* the archive is unpacked into a temporary folder next to the destination, checked by the
-  archive's ``verify`` function, marked complete, and only then renamed into place.
+* the archive is unpacked into a temporary folder next to the destination (only its ``members``
+  folder when the entry names one, so that a whole-repository tarball can yield one data folder),
+  checked against the entry's ``file_sha256`` and by its ``verify`` function, marked complete, and
+  only then renamed into place. The marker records the sha256 of every installed file, which
+  :func:`installed_checksums` returns: that is how an entry without checksums gets pinned, from one
+  install that a person with network access trusts.
 
 Without a network (or when a host blocks the download) the error says what to fetch, where to put
 it, and that a file downloaded by hand can be installed with ``download(name, archive_path=...)``.
@@ -27,11 +31,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Mapping
 
 from .. import config
 from ..progress import progress_bar
@@ -44,6 +48,10 @@ class DownloadError(RuntimeError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would be written outside the destination folder (``..``, absolute path, link)."""
+
+
+class _MissingFolder(DownloadError):
+    """The archive lacks the folder that its entry's ``members`` names."""
 
 
 class _BadDownload(ValueError):
@@ -65,6 +73,14 @@ class Archive:
         manual_instructions: how to download and lay out the data by hand.
         verify: called with the unpacked folder; raises if the content is wrong.
         size: the archive's size in bytes, if known.
+        members: a folder inside the archive (after its single top folder, if it has one), such as
+            ``"Zero-DCE_code/data/test_data/LIME"``, whose content alone is installed; ``None``
+            installs everything. An archive without that folder is refused.
+        file_sha256: ``{relative POSIX path: sha256}`` of files of the installed folder, checked
+            after unpacking; a missing or different file fails the install. Pins the content when
+            the archive's own bytes cannot be pinned (GitHub's tarballs are generated on request).
+        verify_checks_content: ``verify`` itself checks the content against known digests (LOL's checks
+            the sha256 of the decoded pixels of its test pairs), so no checksum warning is printed.
     """
 
     name: str
@@ -77,6 +93,9 @@ class Archive:
     manual_instructions: str = ""
     verify: Callable[[Path], None] | None = None
     size: int | None = None
+    members: str | None = None
+    file_sha256: Mapping[str, str] = field(default_factory=dict, hash=False)
+    verify_checks_content: bool = False
 
 
 #: Archives that ``download(name)`` knows by name.
@@ -112,6 +131,7 @@ register(
             "and unpack it so that the folders look like this:\n" + LOL_LAYOUT
         ),
         verify=verify_lol,
+        verify_checks_content=True,
     )
 )
 
@@ -230,13 +250,16 @@ def fetch(archive: Archive, dest: Path, *, retries: int = 3, timeout: float = 60
 def _manual_help(archive: Archive, data_dir: Path, reason: str) -> str:
     """An error message: what went wrong, then how to get the data by hand and where to put it."""
     checksum = f" (sha256 {archive.sha256})" if archive.sha256 else ""
+    target = data_dir / archive.extracts_to
+    by_hand = (f"copy its folder {archive.members} (inside its top folder) to {target}" if archive.members
+               else f"unpack it yourself into {target}")
     return (
         f"{reason}\n\n"
         f"{archive.description or archive.name} could not be installed automatically. To install it by hand:\n"
         f"  1. download {archive.url}  (the file {archive.filename}{checksum});\n"
         f"  2. install it with  lle_lib.data.download({archive.name!r}, {str(data_dir)!r}, "
         f"archive_path='/path/to/{archive.filename}')\n"
-        f"     or unpack it yourself into {data_dir / archive.extracts_to}.\n"
+        f"     or {by_hand}.\n"
         f"{archive.manual_instructions.replace('<data_dir>', str(data_dir))}"
     )
 
@@ -252,38 +275,70 @@ def _safe_member(name: str) -> PurePosixPath:
     return path
 
 
-def _extract_zip(path: Path, dest: Path) -> None:
+def _inside(path: PurePosixPath, folder: PurePosixPath | None) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (always, when ``folder`` is ``None``)."""
+    return folder is None or path.parts[: len(folder.parts)] == folder.parts
+
+
+def _members_folder(names: list[str], members: str) -> PurePosixPath:
+    """Where the folder ``members`` lies in an archive with these member names: under the archive's
+    single top folder if it has one (``Zero-DCE-<commit>/...``), else at its root.
+
+    Raises :class:`_MissingFolder` if neither place holds any file or folder.
+    """
+    paths = [_safe_member(name) for name in names]
+    wanted = _safe_member(members)
+    tops = {path.parts[0] for path in paths if path.parts and path.parts[0] != "__MACOSX"
+            and not path.parts[0].startswith(".")}
+    candidates = [PurePosixPath(next(iter(tops))) / wanted] if len(tops) == 1 else []
+    for folder in [*candidates, wanted]:
+        if any(len(path.parts) > len(folder.parts) and _inside(path, folder) for path in paths):
+            return folder
+    top = f" (nor inside its top folder {next(iter(tops))}/)" if candidates else ""
+    raise _MissingFolder(f"the archive has no folder {members!r}{top}")
+
+
+def _extract_zip(path: Path, dest: Path, members: str | None) -> PurePosixPath | None:
     with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-        for member in members:
-            _safe_member(member.filename)
-        archive.extractall(dest, members)
+        infos = archive.infolist()
+        for info in infos:
+            _safe_member(info.filename)
+        folder = _members_folder([info.filename for info in infos], members) if members else None
+        archive.extractall(dest, [info for info in infos if _inside(_safe_member(info.filename), folder)])
+    return folder
 
 
-def _extract_tar(path: Path, dest: Path) -> None:
+def _extract_tar(path: Path, dest: Path, members: str | None) -> PurePosixPath | None:
     with tarfile.open(path) as archive:
-        members = archive.getmembers()
-        for member in members:
-            _safe_member(member.name)
+        everything = archive.getmembers()
+        folder = _members_folder([member.name for member in everything], members) if members else None
+        chosen = [member for member in everything if _inside(_safe_member(member.name), folder)]
+        for member in chosen:  # links outside the chosen folder are never written, so they do not matter
             if not (member.isfile() or member.isdir()):
                 raise UnsafeArchiveError(
                     f"Refusing to unpack {member.name!r}: only regular files and folders are allowed, not links."
                 )
         if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: a second line of defence
-            archive.extractall(dest, members, filter="data")
+            archive.extractall(dest, chosen, filter="data")
         else:
-            archive.extractall(dest, members)
+            archive.extractall(dest, chosen)
+    return folder
 
 
-def extract(path: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Unpack a zip or tar (``.tar``, ``.tar.gz``, ``.tgz``, ...) archive into ``dest``, refusing unsafe members."""
+def extract(path: str | os.PathLike, dest: str | os.PathLike, *, members: str | None = None) -> Path:
+    """Unpack a zip or tar (``.tar``, ``.tar.gz``, ``.tgz``, ...) archive into ``dest``, refusing unsafe members.
+
+    Returns the folder that holds the data: with ``members``, that folder alone is unpacked (see
+    :attr:`Archive.members`) and returned; without, ``dest`` or the archive's single top folder in it.
+    """
     path, dest = Path(path), Path(dest)
     if zipfile.is_zipfile(path):
-        _extract_zip(path, dest)
+        folder = _extract_zip(path, dest, members)
     elif tarfile.is_tarfile(path):
-        _extract_tar(path, dest)
+        folder = _extract_tar(path, dest, members)
     else:
         raise DownloadError(f"{str(path)!r} is neither a zip nor a tar archive.")
+    return dest.joinpath(*folder.parts) if folder is not None else _content_folder(dest)
 
 
 def _content_folder(unpacked: Path) -> Path:
@@ -311,26 +366,68 @@ def _move_into_place(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def file_checksums(folder: str | os.PathLike) -> dict[str, str]:
+    """``{relative POSIX path: sha256}`` of every file under ``folder`` (sorted), the marker left out."""
+    folder = Path(folder)
+    return {path.relative_to(folder).as_posix(): sha256_file(path)
+            for path in sorted(folder.rglob("*")) if path.is_file() and path != folder / MARKER}
+
+
+def _check_file_sha256(archive: Archive, found: Mapping[str, str]) -> None:
+    """Raise ``ValueError`` naming every file of ``archive.file_sha256`` that is missing from ``found``
+    (``{relative path: sha256}``) or has another sha256."""
+    missing = [name for name in archive.file_sha256 if name not in found]
+    wrong = [f"{name} has sha256 {found[name]}, expected {expected}"
+             for name, expected in archive.file_sha256.items() if name in found and found[name] != expected.lower()]
+    problems = ([f"missing: {', '.join(missing)}"] if missing else []) + wrong
+    if problems:
+        raise ValueError("files differ from the recorded checksums: " + "; ".join(problems))
+
+
+def _data_root(archive: Archive, target: Path) -> Path:
+    """The data directory that ``target`` is ``<data_dir>/<extracts_to>`` of (``extracts_to`` may be nested)."""
+    return target.parents[len(PurePosixPath(archive.extracts_to).parts) - 1]
+
+
+def _make_parents(target: Path) -> list[Path]:
+    """Create the folders above ``target`` that are missing; return them, deepest first."""
+    missing = [folder for folder in target.parents if not folder.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
 def install(archive: Archive, archive_file: Path, target: Path) -> Path:
-    """Unpack ``archive_file`` next to ``target``, verify it, mark it complete and rename it to ``target``."""
+    """Unpack ``archive_file`` next to ``target``, check it (``file_sha256``, ``verify``), mark it complete
+    with the sha256 of every file, and rename it to ``target``."""
+    created = _make_parents(target)
     unpacked = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
     try:
         try:
-            extract(archive_file, unpacked)
+            content = extract(archive_file, unpacked, members=archive.members)
+        except _MissingFolder as error:
+            reason = f"{archive_file.name} does not hold the expected data: {error}"
+            raise DownloadError(_manual_help(archive, _data_root(archive, target), reason)) from error
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
             raise DownloadError(f"Cannot unpack {str(archive_file)!r}: {error}") from error
-        content = _content_folder(unpacked)
-        if archive.verify is not None:
-            try:
+        files = file_checksums(content)
+        try:
+            _check_file_sha256(archive, files)
+            if archive.verify is not None:
                 archive.verify(content)
-            except Exception as error:
-                reason = f"{archive_file.name} does not hold the expected data: {error}"
-                raise DownloadError(_manual_help(archive, target.parent, reason)) from error
-        marker = {"name": archive.name, "url": archive.url, "archive_sha256": sha256_file(archive_file)}
+        except Exception as error:
+            reason = f"{archive_file.name} does not hold the expected data: {error}"
+            raise DownloadError(_manual_help(archive, _data_root(archive, target), reason)) from error
+        marker = {"name": archive.name, "url": archive.url, "archive_sha256": sha256_file(archive_file),
+                  "members": archive.members, "files": files}
         (content / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         _move_into_place(content, target)
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
+        for folder in created:  # a failed install leaves no empty parent folder (``real/`` of ``real/lime``)
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the install succeeded, or something else lives there
+                break
     return target
 
 
@@ -353,9 +450,12 @@ def _already_installed(archive: Archive, target: Path) -> bool:
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return False
     reason = "it is not a folder" if not target.is_dir() else "it was not installed by download()"
-    if target.is_dir() and archive.verify is not None:
+    if target.is_dir() and (archive.verify is not None or archive.file_sha256):
         try:
-            archive.verify(target)
+            if archive.file_sha256:
+                _check_file_sha256(archive, file_checksums(target))
+            if archive.verify is not None:
+                archive.verify(target)
             return True
         except Exception as error:
             reason = f"it fails verification: {error}"
@@ -376,6 +476,16 @@ def _checked_local_archive(archive: Archive, archive_file: Path) -> Path:
             f"{str(archive_file)!r} is not the expected {archive.filename}: {error}. Delete it and try again."
         ) from error
     return archive_file
+
+
+def _warn_unverified(archive: Archive) -> None:
+    """Say on stderr that ``archive`` has no checksum for its bytes, and how to record some."""
+    if archive.sha256 is None and not archive.file_sha256 and not archive.verify_checks_content:
+        checked = "only its layout was checked (by its verify function)" if archive.verify else "it was not checked"
+        print(f"Warning: {archive.name} is installed, but its content is not checksum-verified: no sha256 is "
+              f"recorded for its archive or its files, so {checked}. "
+              f"To pin it, run lle_lib.data.installed_checksums({archive.name!r}) on an install you trust and "
+              f"record the result as the entry's file_sha256.", file=sys.stderr)
 
 
 def _is_configured_data_dir(folder: Path) -> bool:
@@ -408,6 +518,8 @@ def download(
 
     If the folder is already complete, returns at once without touching the network. An archive
     that is already in ``data_dir`` under its file name (``LOLdataset.zip``) is installed from there.
+    Installing an entry that has neither ``sha256`` nor ``file_sha256`` prints a warning on stderr:
+    only its layout was checked (see :func:`installed_checksums` to pin it).
     """
     archive = _resolve(name_or_archive)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
@@ -426,6 +538,32 @@ def download(
             install(archive, archive_file, target)
         finally:
             archive_file.unlink(missing_ok=True)  # unpacked (or bad): the downloaded archive is not needed
+    _warn_unverified(archive)
     if progress and not _is_configured_data_dir(root):
         print(f"{archive.name} is in {target}. Set {config.DATA_ENV}={root} so that chapters find it.", file=sys.stderr)
     return target
+
+
+def installed_checksums(name: str | Archive, data_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{relative POSIX path: sha256}`` of every file that :func:`download` installed for ``name``, as
+    recorded in its marker when it was installed (``data_dir`` as for :func:`download`).
+
+    This is how an entry without checksums gets pinned: a person with network access installs it
+    once from a source they trust, checks the photos, and copies this dict (or the part that
+    matters) into the entry's :attr:`Archive.file_sha256`; later installs are then checked file by file.
+    """
+    archive = _resolve(name)
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    marker = root / archive.extracts_to / MARKER
+    if not marker.is_file():
+        raise FileNotFoundError(
+            f"{str(marker.parent)!r} was not installed by download() (no {MARKER} in it): run "
+            f"lle_lib.data.download({archive.name!r}, {str(root)!r}) first."
+        )
+    record = json.loads(marker.read_text())
+    if "files" not in record:
+        raise FileNotFoundError(
+            f"{str(marker.parent)!r} was installed by an older download() that did not record file checksums: "
+            f"reinstall it with lle_lib.data.download({archive.name!r}, {str(root)!r}, force=True)."
+        )
+    return dict(record["files"])
