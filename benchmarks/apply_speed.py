@@ -39,14 +39,6 @@ FRAME_4K = (2160, 3840)
 FRAME_720P = (720, 1280)
 
 
-def write_photo(folder: Path, height: int, width: int) -> Path:
-    """The dark photo of that size (``lle_lib.compare.dark_photo``) as a JPEG, written by the parent so that making
-    it does not count in the measured process's memory."""
-    from lle_lib.compare import write_dark_photo
-
-    return write_dark_photo(folder, height, width)
-
-
 def child_video(method: str, height: int, width: int, frames: int) -> dict:
     """In a fresh process: write a clip of ``frames`` dark frames, enhance it to another file, time it."""
     from lle_lib import compare, video
@@ -99,7 +91,7 @@ def main() -> None:
     import torch
 
     from lle_lib import methods
-    from lle_lib.compare import measure_cost
+    from lle_lib.compare import measure_cost, write_dark_photo
 
     print(f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__.split('+')[0]} "
           f"({torch.get_num_threads()} threads), CPU only")
@@ -112,7 +104,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="lle_apply_speed_"))
     if args.only in (None, "12mp"):
         height, width = PHOTO_12MP
-        result = measure_cost("zero_dce_pp", write_photo(folder, height, width), repeats=3)
+        result = measure_cost("zero_dce_pp", write_dark_photo(folder, height, width), repeats=3)
         record["12mp"] = result
         print(f"\n12 MP ({width}x{height}) through Zero-DCE++ (default controls, tile='auto'):")
         print(f"  enhance {result['seconds']:.2f} s (median of 3), reading the JPEG {result['read_seconds']:.2f} s; "
@@ -121,7 +113,7 @@ def main() -> None:
         height, width = (int(side) for side in reversed(args.size.split("x"))) if args.size else FRAME_4K
         print(f"\n{'4K ' if (height, width) == FRAME_4K else ''}({width}x{height}), every method, one call each "
               f"(tile='auto'):")
-        path = write_photo(folder, height, width)
+        path = write_dark_photo(folder, height, width)
         for name in args.methods or methods.available():
             result = measure_cost(name, path)
             record.setdefault(f"every_method_{width}x{height}", {})[name] = result
